@@ -1,0 +1,206 @@
+"""The ``orderfsm`` command line.
+
+Each command is one function decorated with ``@app.command()``; add new commands the same way.
+User errors (unknown rule id, unknown resource) print a message to stderr and exit with code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from enum import Enum
+from typing import Annotated, NoReturn
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from . import diagrams
+from .lifecycles import LIFECYCLES
+from .reference import RESOURCES, error_body, lifecycle_references, rules_markdown, source_parts
+from .rules import CATALOG, Rule
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="orderfsm",
+    help="Square's order, payment, refund and fulfillment rules as executable state machines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+class RulesFormat(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+
+
+class DiagramFormat(str, Enum):
+    mermaid = "mermaid"
+    dot = "dot"
+
+
+# Every resource named in the catalog, in catalog order.
+Resource = Enum("Resource", [(r, r) for r in RESOURCES], type=str)  # type: ignore[misc]
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _fail(message: str, hints: list[str] | None = None) -> NoReturn:
+    """Print a user error (and optional hints) to stderr and exit with code 2."""
+    err = Console(stderr=True, highlight=False)
+    err.print(Text("error: ", style="bold red") + Text(message))
+    for hint in hints or ():
+        err.print(Text(hint, style="yellow"))
+    raise typer.Exit(code=2)
+
+
+def _suggest(word: str, choices: list[str]) -> list[str]:
+    """Close matches for ``word``, also comparing the part after the dot of dotted ids."""
+    found = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    tails = {c.split(".", 1)[-1]: c for c in choices}
+    for tail in difflib.get_close_matches(word.split(".", 1)[-1], list(tails), n=3, cutoff=0.6):
+        if tails[tail] not in found:
+            found.append(tails[tail])
+    return found[:5]
+
+
+# ------------------------------------------------------------------------------ rules
+
+def _error_cell(rule: Rule) -> str:
+    return "" if rule.error is None else f"{rule.error.status} {rule.error.code}"
+
+
+def _variant_cell(rule: Rule) -> str:
+    v = rule.variant
+    if v is None:
+        return ""
+    # Values only: --variant also accepts the rule id as the key.
+    return ", ".join(f"{x}*" if x == v.default else x for x in v.values)
+
+
+@app.command()
+def rules(
+    fmt: Annotated[RulesFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table: a summary table; json: the catalog as Rule.to_json() objects; "
+             "markdown: the full reference with lifecycle diagrams.")] = RulesFormat.table,
+    resource: Annotated[Resource | None, typer.Option(  # type: ignore[valid-type]
+        "--resource", "-r", case_sensitive=False,
+        help="Only the rules of this resource.")] = None,
+) -> None:
+    """List the rule catalog: ids, confidence, the Square error each rule produces, variants."""
+    res = resource.value if resource is not None else None
+    selected = [r for r in CATALOG.values() if res is None or r.resource == res]
+    if fmt is RulesFormat.json:
+        typer.echo(json.dumps([r.to_json() for r in selected], indent=2, ensure_ascii=False))
+        return
+    if fmt is RulesFormat.markdown:
+        typer.echo(rules_markdown(res), nl=False)
+        return
+    table = Table(title=f"{len(selected)} rules", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("id", style="bold cyan", no_wrap=True)
+    table.add_column("resource", no_wrap=True)
+    table.add_column("confidence", no_wrap=True)
+    table.add_column("error", overflow="fold", min_width=12)
+    table.add_column("variant (*default)", overflow="fold", min_width=12)
+    for r in selected:
+        table.add_row(r.id, r.resource, str(r.confidence), _error_cell(r), _variant_cell(r))
+    _out().print(table)
+
+
+# ---------------------------------------------------------------------------- explain
+
+@app.command()
+def explain(
+    rule_id: Annotated[str, typer.Argument(
+        metavar="RULE_ID", help="A catalog rule id, for example order.cancel_after_payment.",
+        show_default=False)],
+) -> None:
+    """Explain one rule: statement, sources, exact Square error, variants, lifecycle use."""
+    rule = CATALOG.get(rule_id)
+    if rule is None:
+        close = _suggest(rule_id, list(CATALOG))
+        hints = [f"did you mean: {', '.join(close)}?"] if close else []
+        hints.append("run `orderfsm rules` to list every rule id")
+        _fail(f"unknown rule id {rule_id!r}", hints)
+    out = _out()
+    out.print(Text(rule.id, style="bold cyan") + Text(f"  ({rule.resource}, {rule.confidence})"))
+    out.print(Text(rule.statement))
+
+    out.print(Text("\nSources", style="bold"))
+    for key in rule.sources:
+        url, remark = source_parts(key)
+        line = Text(f"  {key}  ", style="dim")
+        line += Text(url, style="link " + url) if url else Text(remark)
+        if url and remark:
+            line += Text(f" {remark}")
+        out.print(line, soft_wrap=True)
+
+    body = error_body(rule)
+    if body is None or rule.error is None:
+        out.print(Text("\nError", style="bold") + Text("  none: this rule does not reject requests"))
+    else:
+        out.print(Text("\nError", style="bold")
+                  + Text(f"  HTTP {rule.error.status} (wording {rule.error.wording})"))
+        out.print_json(data=body, indent=2)
+
+    if rule.variant is not None:
+        v = rule.variant
+        out.print(Text("\nVariant ", style="bold") + Text(v.name, style="cyan")
+                  + Text(f"  (switch with --variant {v.name}=VALUE)"))
+        for value, meaning in v.values.items():
+            mark = " (default)" if value == v.default else ""
+            out.print(Text(f"  {value}", style="green") + Text(mark, style="bold")
+                      + Text(f": {meaning}"))
+
+    refs = lifecycle_references(rule.id)
+    out.print(Text("\nLifecycles", style="bold"))
+    if refs:
+        for ref in refs:
+            out.print(Text(f"  {ref.describe()}"))
+    else:
+        out.print(Text("  not referenced by any lifecycle table"))
+
+    if rule.example:
+        out.print(Text("\nExample", style="bold"))
+        out.print(Text(f"  {rule.example}"))
+
+
+# ---------------------------------------------------------------------------- diagram
+
+@app.command()
+def diagram(
+    resource: Annotated[str, typer.Argument(
+        metavar="RESOURCE", help=f"The lifecycle to draw: {', '.join(LIFECYCLES)}.",
+        show_default=False)],
+    fmt: Annotated[DiagramFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="mermaid (stateDiagram-v2, renders on GitHub) or dot (Graphviz).",
+    )] = DiagramFormat.mermaid,
+    rejections: Annotated[bool, typer.Option(
+        "--rejections", help="Also draw the table's rejections, labelled with their rule "
+                             "(dashed in DOT).")] = False,
+) -> None:
+    """Print a lifecycle diagram generated from its transition table."""
+    if resource not in LIFECYCLES:
+        close = _suggest(resource, list(LIFECYCLES))
+        hints = [f"did you mean: {', '.join(close)}?"] if close else []
+        _fail(f"unknown resource {resource!r}; choose one of {', '.join(LIFECYCLES)}", hints)
+    typer.echo(diagrams.render(resource, fmt.value, include_rejections=rejections), nl=False)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,57 @@
+"""Deterministic, Square-looking ids from a seed and a counter.
+
+The counter is the generator's whole state, so an engine can roll it back when a command is
+rejected and the same seed with the same requests always yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+__all__ = ["IdGenerator"]
+
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _encode(data: bytes, alphabet: str, length: int) -> str:
+    n = int.from_bytes(data, "big")
+    base = len(alphabet)
+    chars = []
+    for _ in range(length):
+        n, r = divmod(n, base)
+        chars.append(alphabet[r])
+    return "".join(chars)
+
+
+class IdGenerator:
+    __slots__ = ("seed", "counter", "_prefix")
+
+    def __init__(self, seed: int | str = 0, counter: int = 0) -> None:
+        self.seed = seed
+        self.counter = counter
+        self._prefix = f"{seed}/".encode()
+
+    def _bytes(self) -> bytes:
+        self.counter += 1
+        return hashlib.blake2b(self._prefix + str(self.counter).encode(), digest_size=24).digest()
+
+    def object_id(self) -> str:
+        """Orders and payments: 29 characters ending in Y, like Square's."""
+        return _encode(self._bytes(), _ALPHABET, 27) + "eY"
+
+    def location_id(self) -> str:
+        return _encode(self._bytes(), _UPPER, 13)
+
+    def merchant_id(self) -> str:
+        return "M" + _encode(self._bytes(), _UPPER, 12)
+
+    def uid(self) -> str:
+        return _encode(self._bytes(), _ALPHABET, 22)
+
+    def suffix(self) -> str:
+        return _encode(self._bytes(), _ALPHABET, 22)
+
+    def uuid(self) -> str:
+        raw = _encode(self._bytes(), "0123456789abcdef", 32)
+        return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-a{raw[17:20]}-{raw[20:32]}"

@@ -1,0 +1,644 @@
+"""The rule catalog: the one place where a rule's words, sources and exact Square error live.
+
+Every rule has an id (``resource.name``), a statement, one or more sources, a confidence
+(CONFIRMED, REPORTED, INFERRED) and, when the rule rejects something, the exact Square error it
+produces. Where sources disagree the rule carries a :class:`Variant`: named behaviours with a
+default, switched per server with ``--variant NAME=VALUE``.
+
+The engine raises errors only through :func:`violation`, so a rejection always names its rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Iterable, Mapping
+
+from .errors import ErrorDetail, SquareError
+
+__all__ = [
+    "Confidence",
+    "RuleError",
+    "Variant",
+    "Rule",
+    "CATALOG",
+    "SOURCES",
+    "VARIANTS",
+    "get_rule",
+    "violation",
+    "Variants",
+]
+
+
+class Confidence(StrEnum):
+    CONFIRMED = "CONFIRMED"  # Square's spec, docs or SDK say so
+    REPORTED = "REPORTED"  # developers saw it (forums, staff answers, third-party sandbox notes)
+    INFERRED = "INFERRED"  # deduced; the simulator's best guess where no source settles it
+
+
+SOURCES: dict[str, str] = {
+    "S1": "https://github.com/square/connect-api-specification (api.json, Square-Version 2025-08-20)",
+    "S2": "https://developer.squareup.com/docs/orders-api/pay-for-orders",
+    "S3": "https://developer.squareup.com/docs/orders-api/manage-orders/update-orders",
+    "S4": "https://developer.squareup.com/docs/orders-api/fulfillments",
+    "S5": "https://developer.squareup.com/docs/orders-api/order-returns-exchanges",
+    "S6": "https://developer.squareup.com/docs/refunds-api/retrieve-refunds",
+    "S7": "https://developer.squareup.com/docs/payments-api/refund-payments",
+    "S8": "https://developer.squareup.com/reference/square/refunds-api",
+    "S9": "https://developer.squareup.com/docs/payments-api/take-payments/card-payments/delayed-capture",
+    "S10": "https://developer.squareup.com/docs/payments-api/additional-payment-considerations",
+    "S11": "https://developer.squareup.com/docs/build-basics/common-api-patterns/idempotency",
+    "S12": "https://developer.squareup.com/docs/build-basics/general-considerations/handling-errors",
+    "S13": "https://developer.squareup.com/docs/payments-api/error-codes",
+    "S16": "https://developer.squareup.com/docs/payments-api/webhooks",
+    "S17": "https://developer.squareup.com/docs/refunds-api/webhooks",
+    "S18": "https://developer.squareup.com/docs/devtools/sandbox/payments",
+    "S20": "https://developer.squareup.com/docs/payments-api/take-payments/ach-payments",
+    "S21": "https://developer.squareup.com/docs/build-basics/clearing-fields",
+    "S23": "https://developer.squareup.com/docs/orders-api/create-orders",
+    "F1": "https://developer.squareup.com/forums/t/best-method-to-cancel-order-after-refund/922",
+    "F2": "https://developer.squareup.com/forums/t/update-order-created-via-payment-link/13601",
+    "F3": "https://developer.squareup.com/forums/t/update-order-api-error/9477",
+    "F4": "https://developer.squareup.com/forums/t/orders-with-fulfillment-dashboard-behavior/18972",
+    "F5": "https://developer.squareup.com/forums/t/seeking-clarity-on-the-orders-api/11882/3",
+    "F6": "https://community.squareup.com/t5/Orders-Menu-Items-Catalog/How-to-Manage-Status-with-cancellation-process-through-the-api/td-p/841996",
+    "F9": "https://developer.squareup.com/forums/t/increase-time-limit-on-auth-delay-capture/3485/2",
+    "F12": "https://sellercommunity.com/t5/E-Commerce-API/The-payment-total-does-not-match-the-order-total-It-does/td-p/151485",
+    "F16": "https://developer.squareup.com/forums/t/multiple-fulfillments-per-order/2488",
+    "G1": "public GitHub design notes recording a live Square sandbox spike (StockSmith, 2026-09-29)",
+    "G3": "third-party test suites asserting sandbox nonce outcomes (Drupal commerce_square, activemerchant)",
+}
+
+
+class _Lenient(dict):
+    """Template values; a placeholder with no value is left as written."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleError:
+    """The exact error a rule produces. ``detail`` and ``field`` may hold ``{placeholders}``.
+
+    ``wording`` says how sure we are of the text: SEEN (recorded traffic), DOC (Square's own
+    description) or GUESS (no source; the simulator's wording).
+    """
+
+    status: int
+    category: str
+    code: str
+    detail: str
+    field: str | None = None
+    wording: str = "GUESS"
+
+    def render(self, **ctx: Any) -> ErrorDetail:
+        values = _Lenient(ctx)
+        detail = self.detail.format_map(values) if "{" in self.detail else self.detail
+        fld = self.field
+        if fld is not None and "{" in fld:
+            fld = fld.format_map(values)
+        if "field" in ctx:
+            fld = ctx["field"]
+        return ErrorDetail(self.category, self.code, detail, fld)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "category": self.category,
+            "code": self.code,
+            "detail": self.detail,
+            "field": self.field,
+            "wording": self.wording,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """Behaviour that sources disagree on: named values and the default."""
+
+    name: str
+    values: Mapping[str, str]  # value -> what it means and who says so
+    default: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "values": list(self.values), "default": self.default,
+                "meanings": dict(self.values)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    resource: str
+    statement: str
+    sources: tuple[str, ...]
+    confidence: Confidence
+    error: RuleError | None = None
+    variant: Variant | None = None
+    example: str = ""
+
+    @property
+    def source_urls(self) -> list[str]:
+        return [SOURCES.get(s, s) for s in self.sources]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "resource": self.resource,
+            "statement": self.statement,
+            "source": self.source_urls,
+            "confidence": str(self.confidence),
+            "error": self.error.to_json() if self.error else None,
+            "variants": (
+                {"name": self.variant.name, "values": list(self.variant.values),
+                 "default": self.variant.default, "meanings": dict(self.variant.values)}
+                if self.variant else None
+            ),
+            "example": self.example,
+        }
+
+
+IRE = "INVALID_REQUEST_ERROR"
+C, R, I = Confidence.CONFIRMED, Confidence.REPORTED, Confidence.INFERRED
+
+
+def _e(status: int, category: str, code: str, detail: str, field: str | None = None,
+       wording: str = "GUESS") -> RuleError:
+    return RuleError(status, category, code, detail, field, wording)
+
+
+_RULES: list[Rule] = [
+    # ------------------------------------------------------------------ orders
+    Rule("order.cancel_after_payment", "order",
+         "An order with a processed (captured) payment cannot be CANCELED, even after the payment "
+         "is fully refunded. Whether canceling every fulfillment first lifts the ban is disputed.",
+         ("F1", "G1"), R,
+         _e(400, IRE, "BAD_REQUEST", "Orders cannot be canceled after payments have been processed.",
+            "order.state", "SEEN"),
+         Variant("cancel_after_payment", {
+             "after_fulfillments_canceled": "allowed once the order has fulfillments and every one "
+                                            "is CANCELED (last post of the seed thread, F1)",
+             "never": "never allowed once a payment was captured (Square staff answer in F1; G1, G2)",
+         }, "after_fulfillments_canceled"),
+         "Pay an order with a fulfillment, refund the payment, then PUT state=CANCELED."),
+    Rule("order.cancel_open_fulfillments", "order",
+         "Canceling an order whose fulfillments are not terminal fails unless the same UpdateOrder "
+         "moves every fulfillment to a terminal state.",
+         ("G1",), R,
+         _e(400, IRE, "INVALID_VALUE",
+            "All fulfillments must be in a terminal state (COMPLETED, CANCELED or FAILED) to cancel "
+            "the order.", "order.state", "SEEN"),
+         Variant("cancel_open_fulfillments", {
+             "reject": "reject with INVALID_VALUE unless the request cancels them (G1 sandbox spike)",
+             "cascade": "cancel the open fulfillments along with the order",
+         }, "reject"),
+         "Create an unpaid order with a PROPOSED pickup, then PUT state=CANCELED alone."),
+    Rule("order.terminal_frozen", "order",
+         "COMPLETED and CANCELED orders cannot be updated.",
+         ("S1",), C,
+         _e(400, IRE, "BAD_REQUEST", "Orders in state {state} cannot be updated.", "order.state"),
+         example="Complete an order, then send any UpdateOrder."),
+    Rule("order.version_mismatch", "order",
+         "UpdateOrder must carry the order's current version.",
+         ("S3", "F2"), C,
+         _e(400, IRE, "VERSION_MISMATCH",
+            "Supplied version {given} does not match the current version {current} of order "
+            "{order_id}.", "order.version", "SEEN"),
+         example="Update an order twice with the same version."),
+    Rule("order.version_required", "order",
+         "UpdateOrder without order.version is rejected.",
+         ("F2",), R,
+         _e(400, IRE, "BAD_REQUEST", "Missing required parameter.", "order.version", "SEEN"),
+         example="PUT /v2/orders/{id} with an order that has no version."),
+    Rule("order.version_increments", "order",
+         "A new order has version 1; each accepted mutation (update, payment applied, PayOrder) adds "
+         "exactly 1.", ("S1", "S3"), C,
+         example="Create an order (version 1) and update it (version 2)."),
+    Rule("order.line_items_locked", "order",
+         "Line items cannot be added, changed or cleared once a payment on the order is processed.",
+         ("F3",), R,
+         _e(400, IRE, "BAD_REQUEST", "LineItems cannot be modified for finalized tenders.",
+            "order.line_items", "SEEN"),
+         example="Pay an order, then add a line item."),
+    Rule("order.draft_not_payable", "order",
+         "DRAFT orders cannot be paid.", ("S1",), C,
+         _e(400, IRE, "BAD_REQUEST", "Orders in state DRAFT cannot be paid.", "order_id"),
+         example="Create a DRAFT order and CreatePayment with its order_id."),
+    Rule("order.draft_not_fulfillable", "order",
+         "Fulfillments of a DRAFT order cannot progress (only PROPOSED or CANCELED).", ("S1",), C,
+         _e(400, IRE, "BAD_REQUEST", "Fulfillments of DRAFT orders cannot be fulfilled.",
+            "order.fulfillments[{index}].state"),
+         example="Create a DRAFT order with a pickup and move the pickup to RESERVED."),
+    Rule("order.draft_opens", "order",
+         "A DRAFT order becomes OPEN through UpdateOrder state=OPEN; the other way is not allowed.",
+         ("S1", "S23"), I,
+         _e(400, IRE, "INVALID_VALUE", "An order cannot move from {old} to {new}.", "order.state"),
+         example="Update an OPEN order to state=DRAFT."),
+    Rule("order.closed_not_payable", "order",
+         "COMPLETED and CANCELED orders accept no payments.", ("S1",), I,
+         _e(400, IRE, "BAD_REQUEST", "Orders in state {state} cannot be paid.", "order_id"),
+         example="Cancel an order, then CreatePayment with its order_id."),
+    Rule("order.complete_requires_terminal_fulfillments", "order",
+         "An order cannot be COMPLETED while a fulfillment is PROPOSED, RESERVED or PREPARED.",
+         ("S1",), C,
+         _e(400, IRE, "BAD_REQUEST",
+            "An order cannot be marked as COMPLETED before all fulfillments are COMPLETED, "
+            "CANCELED, or FAILED.", "order.state", "DOC"),
+         example="Pay an order with a PROPOSED pickup, then PUT state=COMPLETED alone."),
+    Rule("order.complete_requires_payment", "order",
+         "An order cannot be COMPLETED while money is still due (completed orders are fully paid).",
+         ("S1",), I,
+         _e(400, IRE, "BAD_REQUEST", "Orders cannot be completed before they are fully paid.",
+            "order.state"),
+         example="Create an order with a line item and PUT state=COMPLETED."),
+    Rule("order.one_fulfillment", "order",
+         "At most one fulfillment can be added to an order through the API.", ("S1", "S4", "F16"), C,
+         _e(400, IRE, "BAD_REQUEST", "Orders cannot be created with more than one fulfillment.",
+            "order.fulfillments", "SEEN"),
+         example="CreateOrder with two fulfillments."),
+    Rule("order.location_required", "order",
+         "An order needs a location_id.", ("S1",), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set", "order.location_id", "SEEN"),
+         example="CreateOrder without order.location_id."),
+    Rule("order.sparse_update", "order",
+         "UpdateOrder merges sparsely: list entries are matched by uid (a new uid adds one), "
+         "fields_to_clear and explicit nulls clear fields.", ("S3", "S21"), C,
+         example="Update one line item's note by uid and clear another with fields_to_clear."),
+    Rule("order.not_found", "order",
+         "Unknown order ids (or another merchant's) answer NOT_FOUND.", ("S12",), C,
+         _e(404, IRE, "NOT_FOUND", "Could not find order with id: {id}", "order_id"),
+         example="GET /v2/orders/nope."),
+    Rule("order.clone_is_draft", "order",
+         "CloneOrder creates a DRAFT order with only the core fields (line items, taxes, "
+         "discounts) copied.", ("S1",), C,
+         example="Clone a paid order and read its state."),
+    # --------------------------------------------------------------- pay order
+    Rule("pay_order.amount_mismatch", "order",
+         "PayOrder: the listed payments must add up to the order's total_money; an order that "
+         "totals 0 is paid with no payments.", ("S1", "S2"), C,
+         _e(400, IRE, "BAD_REQUEST",
+            "The total of the payments ({paid}) does not match the order total ({total}).",
+            "payment_ids"),
+         example="PayOrder a 1000 order with one APPROVED 600 payment."),
+    Rule("pay_order.payment_not_approved", "order",
+         "PayOrder: every listed payment must be APPROVED (delayed capture).", ("S1", "S2"), C,
+         _e(400, IRE, "BAD_REQUEST", "Payment {payment_id} is {status}, not APPROVED.", "payment_ids"),
+         example="PayOrder listing a COMPLETED payment."),
+    Rule("pay_order.payment_wrong_order", "order",
+         "PayOrder: every listed payment must reference the order.", ("S1", "S2"), C,
+         _e(400, IRE, "BAD_REQUEST", "Payment {payment_id} does not belong to order {order_id}.",
+            "payment_ids"),
+         example="PayOrder listing a payment created for another order."),
+    Rule("pay_order.version_mismatch", "order",
+         "PayOrder with order_version pays that version only.", ("S1",), I,
+         _e(400, IRE, "VERSION_MISMATCH",
+            "Supplied version {given} does not match the current version {current} of order "
+            "{order_id}.", "order_version"),
+         example="PayOrder with an old order_version."),
+    Rule("pay_order.settles", "order",
+         "PayOrder captures the listed payments, cancels the other APPROVED payments on the order, "
+         "and completes the order only when it has no fulfillments.", ("S1", "S2"), C,
+         example="PayOrder an order with a pickup: it stays OPEN and is paid."),
+    # ---------------------------------------------------------------- payments
+    Rule("payment.autocomplete_order", "payment",
+         "A captured payment that fully pays an OPEN order without fulfillments: whether the order "
+         "becomes COMPLETED is disputed.", ("F5", "F6", "S2"), R,
+         variant=Variant("autocomplete_order_on_payment", {
+             "complete": "the order becomes COMPLETED (F6, 2026, API 2026-01-22)",
+             "leave_open": "the order stays OPEN (F5, staff-reviewed answer)",
+         }, "complete"),
+         example="CreatePayment(order_id, autocomplete=true) for a fulfillment-less order."),
+    Rule("payment.order_total_mismatch", "payment",
+         "A payment for an order must not exceed what is due, and an autocompleted payment must "
+         "pay exactly what is due.", ("S2", "F12"), C,
+         _e(400, IRE, "BAD_REQUEST", "The payment total does not match the order total.",
+            "amount_money", "SEEN"),
+         example="CreatePayment(order_id) for 999 on a 1000 order."),
+    Rule("payment.already_captured", "payment",
+         "Complete, cancel and update work only on APPROVED payments; a COMPLETED one answers "
+         "DELAYED_TRANSACTION_CAPTURED.", ("S1", "S9"), C,
+         _e(400, IRE, "DELAYED_TRANSACTION_CAPTURED",
+            "The application tried to capture a delayed-capture payment that was already captured.",
+            None, "DOC"),
+         example="Complete a payment twice."),
+    Rule("payment.already_canceled", "payment",
+         "A CANCELED payment cannot be completed, canceled or updated.", ("S1", "S9"), C,
+         _e(400, IRE, "DELAYED_TRANSACTION_CANCELED",
+            "The application tried to cancel a delayed-capture payment that was already cancelled.",
+            None, "DOC"),
+         example="Cancel an APPROVED payment, then complete it."),
+    Rule("payment.expired", "payment",
+         "A payment voided at delayed_until cannot be completed or updated any more.", ("S1", "S9"), C,
+         _e(400, IRE, "DELAYED_TRANSACTION_EXPIRED",
+            "The application tried to update a delayed-capture payment that has expired.",
+            None, "DOC"),
+         example="Advance the clock past delayed_until, then complete the payment."),
+    Rule("payment.already_failed", "payment",
+         "A FAILED payment cannot be completed, canceled or updated.", ("S1",), C,
+         _e(400, IRE, "DELAYED_TRANSACTION_FAILED",
+            "The application tried to update a delayed-capture payment that failed.", None, "DOC"),
+         example="Complete a declined payment."),
+    Rule("payment.pending_locked", "payment",
+         "A PENDING (bank transfer) payment settles by itself; it cannot be completed, canceled "
+         "or updated.", ("S20",), I,
+         _e(400, IRE, "BAD_REQUEST", "Payment {payment_id} is PENDING and cannot be changed.", None),
+         example="Complete a bnon:bank-nonce-ok payment."),
+    Rule("payment.version_mismatch", "payment",
+         "CompletePayment with a stale version_token fails.", ("S1",), C,
+         _e(400, IRE, "VERSION_MISMATCH",
+            "The version token {given} does not match the current version of payment {payment_id}.",
+            "version_token"),
+         example="Update a payment, then complete it with the old version_token."),
+    Rule("payment.delayed_action", "payment",
+         "An APPROVED payment still unresolved at delayed_until gets its delay_action (default "
+         "CANCEL) applied.", ("S1", "S9"), C,
+         example="CreatePayment(autocomplete=false, delay_duration=PT1M) and advance 61 s."),
+    Rule("payment.delay_duration_bounds", "payment",
+         "delay_duration must be at least 1 minute and at most the default (P7D card not present, "
+         "PT36H card present).", ("S1", "F9"), R,
+         _e(400, IRE, "INVALID_VALUE",
+            "The delay duration must be between 1 minute and {maximum}.", "delay_duration"),
+         example="CreatePayment(autocomplete=false, delay_duration=PT30S)."),
+    Rule("payment.delay_needs_delayed_capture", "payment",
+         "delay_duration and delay_action apply only when autocomplete is false.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "`{param}` can only be set when `autocomplete` is false.", "{param}"),
+         example="CreatePayment(autocomplete=true, delay_action=COMPLETE)."),
+    Rule("payment.card_declined", "payment",
+         "cnon:card-nonce-declined is declined with GENERIC_DECLINE; the payment is recorded as "
+         "FAILED and returned beside the error.", ("S18", "S13", "G3"), R,
+         _e(400, "PAYMENT_METHOD_ERROR", "GENERIC_DECLINE", "Authorization error: 'GENERIC_DECLINE'",
+            None, "SEEN"),
+         example="CreatePayment(source_id='cnon:card-nonce-declined')."),
+    Rule("payment.cvv_failure", "payment",
+         "cnon:card-nonce-rejected-cvv is declined with CVV_FAILURE.", ("S18", "S13", "G3"), R,
+         _e(400, "PAYMENT_METHOD_ERROR", "CVV_FAILURE", "Authorization error: 'CVV_FAILURE'", None,
+            "SEEN"),
+         example="CreatePayment(source_id='cnon:card-nonce-rejected-cvv')."),
+    Rule("payment.address_verification_failure", "payment",
+         "cnon:card-nonce-rejected-postalcode is declined with ADDRESS_VERIFICATION_FAILURE.",
+         ("S18", "S13", "G3"), R,
+         _e(400, "PAYMENT_METHOD_ERROR", "ADDRESS_VERIFICATION_FAILURE",
+            "Authorization error: 'ADDRESS_VERIFICATION_FAILURE'", None, "DOC"),
+         example="CreatePayment(source_id='cnon:card-nonce-rejected-postalcode')."),
+    Rule("payment.invalid_expiration", "payment",
+         "cnon:card-nonce-rejected-expiration is declined with INVALID_EXPIRATION.",
+         ("S18", "S13", "G3"), R,
+         _e(400, "PAYMENT_METHOD_ERROR", "INVALID_EXPIRATION",
+            "Authorization error: 'INVALID_EXPIRATION'", None, "DOC"),
+         example="CreatePayment(source_id='cnon:card-nonce-rejected-expiration')."),
+    Rule("payment.card_token_used", "payment",
+         "cnon:card-nonce-already-used is refused with CARD_TOKEN_USED.", ("S18", "S13"), I,
+         _e(400, "PAYMENT_METHOD_ERROR", "CARD_TOKEN_USED", "Authorization error: 'CARD_TOKEN_USED'",
+            None, "GUESS"),
+         example="CreatePayment(source_id='cnon:card-nonce-already-used')."),
+    Rule("payment.invalid_source", "payment",
+         "source_id must be a card nonce (cnon:), a card on file (ccof:), a bank nonce (bnon:), "
+         "CASH or EXTERNAL.", ("S1",), C,
+         _e(400, IRE, "INVALID_CARD_DATA", "Invalid card data.", "source_id", "SEEN"),
+         example="CreatePayment(source_id='tok_visa')."),
+    Rule("payment.cash_details_required", "payment",
+         "CASH payments need cash_details.buyer_supplied_money of at least the total; EXTERNAL "
+         "payments need external_details with type and source.", ("S1",), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set", "{field}", "SEEN"),
+         example="CreatePayment(source_id='CASH') without cash_details."),
+    Rule("payment.amount_required", "payment",
+         "CreatePayment needs amount_money (the spec leaves it optional; a charge cannot work "
+         "without it).", ("S1",), I,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set", "amount_money", "SEEN"),
+         example="CreatePayment without amount_money."),
+    Rule("payment.not_found", "payment",
+         "Unknown payment ids answer NOT_FOUND.", ("S12",), C,
+         _e(404, IRE, "NOT_FOUND", "Could not find payment with id: {id}", None, "DOC"),
+         example="GET /v2/payments/nope."),
+    Rule("payment.cancel_by_idempotency_key", "payment",
+         "CancelPaymentByIdempotencyKey cancels the APPROVED payment created with that key and is a "
+         "successful no-op when none matches.", ("S1",), C,
+         example="POST /v2/payments/cancel with an unknown key."),
+    Rule("payment.bank_settles", "payment",
+         "A bank transfer payment starts PENDING and settles to COMPLETED (about a minute in the "
+         "sandbox).", ("S20",), C,
+         example="CreatePayment(source_id='bnon:bank-nonce-ok') and advance the clock 60 s."),
+    # ------------------------------------------------------------------ refunds
+    Rule("refund.return_order", "refund",
+         "A refund creates a new return order (refund.order_id) whose returns[0].source_order_id "
+         "is the original order; the payment gains refunded_money and refund_ids and stays "
+         "COMPLETED.", ("S5", "S6", "S7"), C,
+         example="Refund a payment and retrieve refund.order_id."),
+    Rule("refund.original_order_unchanged", "refund",
+         "A refund leaves the original order's state, version and net_amount_due_money unchanged.",
+         ("F1", "G1"), R,
+         example="Refund the payment of an OPEN order: it stays OPEN."),
+    Rule("refund.payment_needs_completion", "refund",
+         "Only COMPLETED payments can be refunded; APPROVED ones must be canceled or completed.",
+         ("S7", "S8", "S1"), C,
+         _e(400, "REFUND_ERROR", "REFUND_ERROR_PAYMENT_NEEDS_COMPLETION",
+            "The payment is not refundable because the payment is approved and needs to be "
+            "completed first before the refund is issued.", "payment_id", "DOC"),
+         example="Refund an APPROVED payment."),
+    Rule("refund.payment_not_refundable", "refund",
+         "CANCELED, FAILED and PENDING payments cannot be refunded.", ("S7", "S1"), C,
+         _e(400, "REFUND_ERROR", "PAYMENT_NOT_REFUNDABLE",
+            "The payment is not refundable because it is {status}.", "payment_id"),
+         example="Refund a CANCELED payment."),
+    Rule("refund.amount_exceeds", "refund",
+         "Pending plus completed refunds never exceed the payment's total_money.", ("S1", "S7"), C,
+         _e(400, "REFUND_ERROR", "REFUND_AMOUNT_INVALID",
+            "The requested refund amount exceeds the amount available to refund.",
+            "amount_money.amount", "SEEN"),
+         example="Refund 1001 of a 1000 payment."),
+    Rule("refund.amount_positive", "refund",
+         "A refund amount must be greater than zero.", ("S1",), I,
+         _e(400, IRE, "VALUE_TOO_LOW", "`amount_money.amount` must be greater than 0.",
+            "amount_money.amount", "GUESS"),
+         example="Refund 0."),
+    Rule("refund.max_count", "refund",
+         "At most 20 refunds per payment.", ("S7",), C,
+         _e(400, "REFUND_ERROR", "PAYMENT_NOT_REFUNDABLE",
+            "The payment already has the maximum of 20 refunds.", "payment_id"),
+         example="Refund 1 cent 21 times."),
+    Rule("refund.too_old", "refund",
+         "Payments older than one year cannot be refunded.", ("S7", "S1"), C,
+         _e(400, "REFUND_ERROR", "PAYMENT_NOT_REFUNDABLE",
+            "The payment is not refundable. The payment is too old to be refunded.", "payment_id",
+            "DOC"),
+         example="Advance the clock 366 days, then refund."),
+    Rule("refund.after_failed", "refund",
+         "After a refund of a payment FAILED, no further refunds of it are allowed.", ("S8",), C,
+         _e(400, "REFUND_ERROR", "PAYMENT_NOT_REFUNDABLE",
+            "The payment is not refundable because a previous refund failed.", "payment_id"),
+         example="Fail a refund through the control API, then refund again."),
+    Rule("refund.version_mismatch", "refund",
+         "RefundPayment with a stale payment_version_token fails.", ("S1",), C,
+         _e(400, IRE, "VERSION_MISMATCH",
+            "The version token {given} does not match the current version of payment {payment_id}.",
+            "payment_version_token"),
+         example="Refund twice with the version token read before the first refund."),
+    Rule("refund.already_pending", "refund",
+         "Whether a refund may start while another refund of the payment is PENDING is disputed.",
+         ("S1",), I,
+         _e(400, "REFUND_ERROR", "REFUND_ALREADY_PENDING", "The payment already has a pending refund.",
+            "payment_id", "DOC"),
+         Variant("refund_while_pending", {
+             "allow": "concurrent partial refunds are accepted (up to 20 per payment, S7)",
+             "reject": "a second refund while one is PENDING fails (the REFUND_ALREADY_PENDING code)",
+         }, "allow"),
+         example="With refund_while_pending=reject, refund twice before settlement."),
+    Rule("refund.settlement", "refund",
+         "Card refunds start PENDING and settle to COMPLETED (REJECTED or FAILED by the processor); "
+         "cash and external refunds complete at once.", ("S1", "S16", "S17"), C,
+         example="Refund a card payment and advance the clock past the settle delay."),
+    Rule("refund.not_pending", "refund",
+         "Only a PENDING refund can settle, be rejected or fail.", ("S1",), I,
+         _e(400, IRE, "BAD_REQUEST", "Refund {refund_id} is {status}; only PENDING refunds change.",
+            None),
+         example="Settle a refund twice through the control API."),
+    Rule("refund.not_found", "refund",
+         "Unknown refund ids answer NOT_FOUND.", ("S12",), C,
+         _e(404, IRE, "NOT_FOUND", "Could not find refund with id: {id}", None, "DOC"),
+         example="GET /v2/refunds/nope."),
+    # ------------------------------------------------------------- fulfillment
+    Rule("fulfillment.forward_only", "fulfillment",
+         "Fulfillments move forward PROPOSED -> RESERVED -> PREPARED -> COMPLETED (skips allowed); "
+         "backward moves are rejected.", ("S1", "F4"), I,
+         _e(400, IRE, "INVALID_VALUE", "A fulfillment cannot move from {old} to {new}.",
+            "order.fulfillments[{index}].state"),
+         example="Move a PREPARED pickup back to RESERVED."),
+    Rule("fulfillment.terminal_absorbs", "fulfillment",
+         "COMPLETED, CANCELED and FAILED fulfillments never change state again.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "Fulfillment {uid} is {old}, a terminal state, and cannot move to {new}.",
+            "order.fulfillments[{index}].state"),
+         example="Move a CANCELED pickup to PROPOSED."),
+    Rule("fulfillment.cancel_any_time", "fulfillment",
+         "Any non-terminal fulfillment can be CANCELED or FAILED, on paid orders too.",
+         ("S1", "F1"), R,
+         example="Refund a paid order, then cancel its pickup."),
+    Rule("fulfillment.complete_requires_payment", "fulfillment",
+         "A fulfillment cannot be COMPLETED before the order is paid.", ("S2",), C,
+         _e(400, IRE, "BAD_REQUEST", "Fulfillments cannot be completed before the order is paid.",
+            "order.fulfillments[{index}].state"),
+         Variant("fulfillment_complete_before_payment", {
+             "reject": "rejected until PayOrder or a payment covers the order (S2)",
+             "allow": "allowed; fulfillments complete independently (Fulfillment reference, S1)",
+         }, "reject"),
+         example="Move the pickup of an unpaid order to COMPLETED."),
+    Rule("fulfillment.details_required", "fulfillment",
+         "Each fulfillment type needs its own details object: pickup_details, shipment_details or "
+         "delivery_details.", ("S1",), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set",
+            "order.fulfillments[{index}].{details}", "SEEN"),
+         example="CreateOrder with a PICKUP fulfillment and no pickup_details."),
+    Rule("fulfillment.type_required", "fulfillment",
+         "A new fulfillment needs a type: PICKUP, SHIPMENT or DELIVERY.", ("S1",), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set",
+            "order.fulfillments[{index}].type", "SEEN"),
+         example="CreateOrder with a fulfillment that has no type."),
+    # ------------------------------------------------------------------- money
+    Rule("money.currency_mismatch", "money",
+         "Every money field uses the location's currency.", ("S1",), C,
+         _e(400, IRE, "CURRENCY_MISMATCH",
+            "The currency {currency} does not match the location currency {expected}.", "{field}"),
+         example="CreatePayment with amount_money in EUR at a USD location."),
+    Rule("money.non_negative", "money",
+         "Money amounts are non-negative integers in the smallest unit.", ("S1",), C,
+         _e(400, IRE, "VALUE_TOO_LOW", "Field must not be less than 0", "{field}", "SEEN"),
+         example="A line item with base_price_money.amount = -1."),
+    # ------------------------------------------------------------ api generics
+    Rule("api.unauthorized", "api",
+         "Every request needs Authorization: Bearer <token>.", ("S12",), C,
+         _e(401, "AUTHENTICATION_ERROR", "UNAUTHORIZED", "This request could not be authorized.",
+            None, "SEEN"),
+         example="Call GET /v2/locations with no Authorization header."),
+    Rule("api.idempotency_key_reused", "api",
+         "An idempotency key reused with a different request body is rejected; the same body "
+         "replays the first response.", ("S11", "S1"), C,
+         _e(400, IRE, "IDEMPOTENCY_KEY_REUSED",
+            "The idempotency key can only be retried with the same request data.",
+            "idempotency_key", "SEEN"),
+         example="CreatePayment twice with one key and two amounts."),
+    Rule("api.invalid_cursor", "api",
+         "A pagination cursor must be one the server handed out for the same query.", ("S1",), C,
+         _e(400, IRE, "INVALID_CURSOR", "The provided cursor `{cursor}` was not found.", "cursor",
+            "SEEN"),
+         example="GET /v2/payments?cursor=garbage."),
+    Rule("api.too_many_ids", "api",
+         "BatchRetrieveOrders takes at most 100 ids; SearchOrders at most 10 location ids; list "
+         "limits are capped.", ("S1",), C,
+         _e(400, IRE, "VALUE_TOO_LONG", "Field must not have more than {maximum} items", "{field}"),
+         example="BatchRetrieveOrders with 101 ids."),
+    Rule("api.invalid_value", "api",
+         "Values outside what an endpoint accepts (for example a limit over its maximum or a sort "
+         "field a date filter cannot use) are rejected.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE", "{reason}", "{field}"),
+         example="SearchOrders with limit 0."),
+    Rule("location.not_found", "location",
+         "Unknown location ids answer NOT_FOUND; 'main' names the main location.", ("S1",), C,
+         _e(404, IRE, "NOT_FOUND", "Could not find location with id: {id}", None, "GUESS"),
+         example="GET /v2/locations/nope."),
+]
+
+CATALOG: dict[str, Rule] = {r.id: r for r in _RULES}
+if len(CATALOG) != len(_RULES):  # pragma: no cover - guards the table itself
+    raise RuntimeError("duplicate rule id in the catalog")
+
+VARIANTS: dict[str, tuple[Rule, Variant]] = {
+    r.variant.name: (r, r.variant) for r in _RULES if r.variant is not None
+}
+
+
+def get_rule(rule_id: str) -> Rule:
+    try:
+        return CATALOG[rule_id]
+    except KeyError:
+        raise KeyError(f"unknown rule id {rule_id!r}") from None
+
+
+def violation(rule_id: str, **ctx: Any) -> SquareError:
+    """Build the SquareError for a catalog rule. ``field=`` in ctx overrides the field."""
+    rule = CATALOG[rule_id]
+    if rule.error is None:  # pragma: no cover - a programming error, caught by tests
+        raise ValueError(f"rule {rule_id} does not reject anything")
+    return SquareError(rule.error.status, [rule.error.render(**ctx)], rule_id=rule_id)
+
+
+class Variants(dict):
+    """Active variant values by variant name, defaults filled in.
+
+    Accepts either the variant name or the id of its rule as the key.
+    """
+
+    def __init__(self, overrides: Mapping[str, str] | Iterable[str] | None = None) -> None:
+        super().__init__({name: v.default for name, (_, v) in VARIANTS.items()})
+        if overrides is None:
+            return
+        items = (
+            overrides.items() if isinstance(overrides, Mapping)
+            else (self._split(s) for s in overrides)
+        )
+        for key, value in items:
+            self.set(key, value)
+
+    @staticmethod
+    def _split(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"expected RULE=VALUE, got {text!r}")
+        return key.strip(), value.strip()
+
+    def set(self, key: str, value: str) -> None:
+        name = key
+        if name not in VARIANTS:
+            by_rule = {r.id: n for n, (r, _) in VARIANTS.items()}
+            if key not in by_rule:
+                known = ", ".join(sorted(VARIANTS))
+                raise ValueError(f"unknown variant {key!r}; known: {known}")
+            name = by_rule[key]
+        allowed = VARIANTS[name][1].values
+        if value not in allowed:
+            raise ValueError(
+                f"unknown value {value!r} for {name}; allowed: {', '.join(allowed)}")
+        self[name] = value
+
+    def non_default(self) -> dict[str, str]:
+        return {k: v for k, v in self.items() if v != VARIANTS[k][1].default}

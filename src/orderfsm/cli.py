@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from enum import Enum
 from typing import Annotated, NoReturn
 
@@ -74,10 +75,6 @@ def _suggest(word: str, choices: list[str]) -> list[str]:
 
 # ------------------------------------------------------------------------------ rules
 
-def _error_cell(rule: Rule) -> str:
-    return "" if rule.error is None else f"{rule.error.status} {rule.error.code}"
-
-
 def _variant_cell(rule: Rule) -> str:
     v = rule.variant
     if v is None:
@@ -107,12 +104,14 @@ def rules(
         return
     table = Table(title=f"{len(selected)} rules", title_justify="left", box=box.SIMPLE_HEAD)
     table.add_column("id", style="bold cyan", no_wrap=True)
-    table.add_column("resource", no_wrap=True)
-    table.add_column("confidence", no_wrap=True)
-    table.add_column("error", overflow="fold", min_width=12)
-    table.add_column("variant (*default)", overflow="fold", min_width=12)
+    table.add_column("resource", overflow="fold")
+    table.add_column("confidence", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("code", overflow="fold")
+    table.add_column("variant (*default)", overflow="fold")
     for r in selected:
-        table.add_row(r.id, r.resource, str(r.confidence), _error_cell(r), _variant_cell(r))
+        status, code = (str(r.error.status), r.error.code) if r.error else ("", "")
+        table.add_row(r.id, r.resource, str(r.confidence), status, code, _variant_cell(r))
     _out().print(table)
 
 
@@ -195,6 +194,51 @@ def diagram(
         hints = [f"did you mean: {', '.join(close)}?"] if close else []
         _fail(f"unknown resource {resource!r}; choose one of {', '.join(LIFECYCLES)}", hints)
     typer.echo(diagrams.render(resource, fmt.value, include_rejections=rejections), nl=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", help="Switch a disputed rule, NAME=VALUE (repeatable). "
+                          "See `orderfsm rules --format json` for names and values.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for ids; the same seed and requests give the "
+                                           "same responses.")] = 0,
+    refund_settle_seconds: Annotated[float, typer.Option(
+        help="Virtual seconds before a PENDING card refund settles.")] = 10.0,
+    quiet: Annotated[bool, typer.Option(help="Do not log one line per request.")] = False,
+) -> None:
+    """Run the Square simulator under uvicorn and print its base URL."""
+    import logging
+
+    from .rules import Variants
+    from .simulator import _free_port, create_app, serve_forever
+
+    try:
+        variants = Variants(variant or [])
+    except ValueError as exc:
+        _fail(str(exc))
+    if port == 0:
+        port = _free_port(host)
+    if not quiet:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    application = create_app(variants=dict(variants), seed=seed,
+                             refund_settle_seconds=refund_settle_seconds)
+    application.state.config.log_requests = not quiet
+    base = f"http://{host}:{port}"
+    out = _out()
+    out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")
+    changed = variants.non_default()
+    if changed:
+        out.print("variants: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+    out.print("any non-empty bearer token is a merchant, e.g. [bold]sandbox-token[/bold]")
+    out.print(
+        "\nfrom square import Square\n"
+        f'client = Square(token="sandbox-token", base_url="{base}")\n'
+        "print(client.locations.list().locations[0].id)\n", markup=False)
+    sys.stdout.flush()
+    serve_forever(host, port, application, log_level="warning")
 
 
 def main() -> None:

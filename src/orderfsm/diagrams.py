@@ -87,13 +87,16 @@ def edges(lifecycle: Lifecycle | str, *, include_rejections: bool = False) -> li
 
 # ----------------------------------------------------------------------------- Mermaid
 
+_MERMAID_ESCAPES = str.maketrans({":": "#58;", ";": "#59;", "\n": " ", "\r": " "})
+
+
 def _mermaid_label(text: str) -> str:
     """Make ``text`` safe after the ``:`` of a Mermaid state transition.
 
     The state diagram grammar ends a label at ``:``, ``;`` or a newline, so those become
     Mermaid entity codes (rendered back as the original characters).
     """
-    return (text.replace("\n", " ").replace(":", "#58;").replace(";", "#59;")).strip()
+    return text.translate(_MERMAID_ESCAPES).strip()
 
 
 def _mermaid_id(state: str) -> str:

@@ -1310,6 +1310,77 @@ class Engine:
     def list_locations(self) -> list[dict[str, Any]]:
         return [clone(loc) for loc in self.locations.values()]
 
+    def search_orders(
+        self,
+        *,
+        location_ids: Iterable[str],
+        states: Iterable[str] | None = None,
+        customer_ids: Iterable[str] | None = None,
+        sort_field: str = "created_at",
+        descending: bool = True,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int = 500,
+        after: tuple[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        """Orders of the given locations, sorted by ``sort_field``; ``start``/``end`` bound that
+        same field. Returns one page and the key to continue after (None at the end)."""
+        self.fire_due()
+        state_list: list[str | None] = list(dict.fromkeys(states)) if states else [None]
+        walks = [self.order_index.walk(loc, st, sort_field, start, end, descending, after)
+                 for loc in dict.fromkeys(location_ids) for st in state_list]
+        merged = walks[0] if len(walks) == 1 else heapq.merge(*walks, reverse=descending)
+        customers = set(customer_ids) if customer_ids else None
+        page: list[dict[str, Any]] = []
+        last: tuple[str, str] | None = None
+        for key in merged:
+            rec = self.orders[key[1]]
+            if customers is not None and rec.get("customer_id") not in customers:
+                continue
+            if len(page) == limit:
+                return page, last
+            page.append(rec)
+            last = key
+        return page, None
+
+    def _list_page(self, index: Any, records: Mapping[str, dict], *, start: str | None,
+                   end: str | None, location_id: str | None, descending: bool, limit: int,
+                   after: tuple[str, str] | None,
+                   keep: Callable[[dict], bool] | None) -> tuple[list[dict], tuple[str, str] | None]:
+        self.fire_due()
+        page: list[dict] = []
+        last = None
+        for key in index.walk(start=start, end=end, location_id=location_id,
+                              descending=descending, after=after):
+            rec = records[key[1]]
+            if keep is not None and not keep(rec):
+                continue
+            if len(page) == limit:
+                return page, last
+            page.append(rec)
+            last = key
+        return page, None
+
+    def list_payments(self, *, start: str | None = None, end: str | None = None,
+                      location_id: str | None = None, descending: bool = True, limit: int = 100,
+                      after: tuple[str, str] | None = None,
+                      keep: Callable[[dict], bool] | None = None,
+                      ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        page, nxt = self._list_page(self.payment_index, self.payments, start=start, end=end,
+                                    location_id=location_id, descending=descending, limit=limit,
+                                    after=after, keep=keep)
+        return [self.render_payment(p) for p in page], nxt
+
+    def list_refunds(self, *, start: str | None = None, end: str | None = None,
+                     location_id: str | None = None, descending: bool = True, limit: int = 100,
+                     after: tuple[str, str] | None = None,
+                     keep: Callable[[dict], bool] | None = None,
+                     ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
+        page, nxt = self._list_page(self.refund_index, self.refunds, start=start, end=end,
+                                    location_id=location_id, descending=descending, limit=limit,
+                                    after=after, keep=keep)
+        return [self.render_refund(r) for r in page], nxt
+
     # ================================================================ snapshot
     def snapshot(self) -> dict[str, Any]:
         """Everything the aggregate holds, as JSON-ready data."""

@@ -7,7 +7,7 @@ an engine's clock never moves backwards.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Iterable, Iterator, Mapping
 
 __all__ = ["TimeIndex", "OrderIndex"]
@@ -43,15 +43,22 @@ class _Sorted:
         hi = len(self.keys) if end is None else bisect_left(self.keys, (end, ""))
         return lo, max(lo, hi)
 
-    def walk(self, start: str | None, end: str | None, descending: bool) -> Iterator[str]:
+    def walk(self, start: str | None, end: str | None, descending: bool,
+             after: tuple[str, str] | None = None) -> Iterator[tuple[str, str]]:
+        """(timestamp, id) keys with ``start <= timestamp < end``, strictly past ``after``
+        in the walking direction (keyset pagination: no duplicates when records are added)."""
         lo, hi = self.span(start, end)
-        ids = self.ids
+        keys = self.keys
         if descending:
+            if after is not None:
+                hi = min(hi, bisect_left(keys, after))
             for i in range(hi - 1, lo - 1, -1):
-                yield ids[i]
+                yield keys[i]
         else:
+            if after is not None:
+                lo = max(lo, bisect_right(keys, after))
             for i in range(lo, hi):
-                yield ids[i]
+                yield keys[i]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,12 +77,14 @@ class TimeIndex:
             self.by_location.setdefault(location_id, _Sorted()).add(created_at, ident)
 
     def walk(self, *, start: str | None = None, end: str | None = None,
-             location_id: str | None = None, descending: bool = True) -> Iterator[str]:
-        """Ids with ``start <= created_at < end``, newest first unless ``descending`` is False."""
+             location_id: str | None = None, descending: bool = True,
+             after: tuple[str, str] | None = None) -> Iterator[tuple[str, str]]:
+        """(created_at, id) keys with ``start <= created_at < end``, newest first unless
+        ``descending`` is False, continuing past ``after``."""
         idx = self.all if location_id is None else self.by_location.get(location_id)
         if idx is None:
             return iter(())
-        return idx.walk(start, end, descending)
+        return idx.walk(start, end, descending, after)
 
 
 _SORT_FIELDS = ("created_at", "updated_at", "closed_at")
@@ -121,11 +130,12 @@ class OrderIndex:
             self._list(loc, state, fld).add(when, after["id"])
 
     def walk(self, location_id: str, state: str | None, sort_field: str,
-             start: str | None, end: str | None, descending: bool) -> Iterator[str]:
+             start: str | None, end: str | None, descending: bool,
+             after: tuple[str, str] | None = None) -> Iterator[tuple[str, str]]:
         lst = self._lists.get((location_id, state, sort_field))
         if lst is None:
             return iter(())
-        return lst.walk(start, end, descending)
+        return lst.walk(start, end, descending, after)
 
     def count(self, location_id: str, state: str | None, sort_field: str) -> int:
         lst = self._lists.get((location_id, state, sort_field))

@@ -172,8 +172,9 @@ def rules_markdown(resource: str | None = None, *, include_lifecycles: bool = Tr
         lines.append("")
         for r in rules:
             lines += _rule_md(r)
-    used = sorted({s for r in CATALOG.values() if r.resource in resources for s in r.sources},
-                  key=_source_order)
+    keys = set(SOURCES) if resource is None else {
+        s for r in CATALOG.values() if r.resource == resource for s in r.sources}
+    used = sorted(keys, key=_source_order)
     lines += ["## Sources", ""]
     lines += [f"- {_source_md(k)}" for k in used]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,1 @@
+"""One module per Square resource: parse the request, call one engine command, render."""

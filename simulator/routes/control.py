@@ -1,0 +1,129 @@
+"""The control API (not Square's): the merchant's virtual clock, reset, snapshots, variants and
+refund outcomes. Everything here is scoped to the caller's token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from orderfsm.clock import rfc3339
+from orderfsm.engine import Engine
+from orderfsm.errors import ErrorDetail, SquareError
+from orderfsm.rules import Variants
+
+from ..http import json_response, merchant_of, read_body
+
+router = APIRouter(prefix="/_sim")
+STATE_FORMAT = "orderfsm.simulator.state"
+STATE_VERSION = 1
+
+
+def _bad(field: str, detail: str, code: str = "INVALID_VALUE") -> SquareError:
+    return SquareError(400, [ErrorDetail("INVALID_REQUEST_ERROR", code, detail, field)])
+
+
+def advance_merchant(merchant: Any, seconds: float) -> int:
+    """Move one merchant's clock, firing engine timers and anything else that listens."""
+    fired = merchant.engine.advance(seconds)
+    for hook in merchant.extra.get("on_advance", ()):
+        hook(merchant)
+    return fired
+
+
+@router.get("/clock")
+async def get_clock(request: Request):
+    m = merchant_of(request)
+    return json_response({"now": rfc3339(m.engine.now())})
+
+
+@router.post("/clock/advance")
+async def advance_clock(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request)
+    if not isinstance(body, dict) or "seconds" not in body or body["seconds"] is None:
+        raise _bad("seconds", "Field must be set", "MISSING_REQUIRED_PARAMETER")
+    seconds = body["seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise _bad("seconds", "Expected a number.", "EXPECTED_INTEGER")
+    if seconds < 0 or seconds > 10 * 365 * 24 * 3600:
+        raise _bad("seconds", "seconds must be between 0 and ten years.")
+    fired = advance_merchant(m, float(seconds))
+    return json_response({"now": rfc3339(m.engine.now()), "fired": fired})
+
+
+@router.post("/reset")
+async def reset(request: Request):
+    m = merchant_of(request)
+    store = request.app.state.store
+    fresh = store.reset(m.token)
+    return json_response({"reset": True, "merchant_id": fresh.engine.merchant_id,
+                          "now": rfc3339(fresh.engine.now())})
+
+
+@router.get("/state")
+async def get_state(request: Request):
+    m = merchant_of(request)
+    return json_response({
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "engine": m.engine.snapshot(),
+        "idempotency": m.idempotency.snapshot(),
+    })
+
+
+@router.post("/state")
+async def put_state(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request)
+    if not isinstance(body, dict) or body.get("format") != STATE_FORMAT:
+        raise _bad("format", f"Expected a snapshot with format `{STATE_FORMAT}`.")
+    if body.get("version") != STATE_VERSION:
+        raise _bad("version", f"Unsupported snapshot version {body.get('version')!r}; "
+                              f"this server reads version {STATE_VERSION}.")
+    store = request.app.state.store
+    try:
+        engine = Engine.restore(body["engine"], record_events=store.config.webhooks)
+        fresh = store.reset(m.token)
+        fresh.engine = engine
+        fresh.idempotency.restore(body.get("idempotency") or [])
+    except SquareError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _bad("engine", f"The snapshot is not valid: {exc}.") from None
+    return json_response({"restored": True, "merchant_id": engine.merchant_id,
+                          "now": rfc3339(engine.now())})
+
+
+@router.get("/variants")
+async def get_variants(request: Request):
+    m = merchant_of(request)
+    return json_response({"variants": dict(m.engine.variants)})
+
+
+@router.post("/variants")
+async def set_variants(request: Request):
+    """Switch rule variants for this merchant only, e.g. {"cancel_after_payment": "never"}."""
+    m = merchant_of(request)
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise _bad("", "Expected an object of variant names to values.", "EXPECTED_OBJECT")
+    updated = Variants(dict(m.engine.variants))
+    for key, value in body.items():
+        try:
+            updated.set(key, value)
+        except ValueError as exc:
+            raise _bad(key, str(exc)) from None
+    m.engine.variants = updated
+    return json_response({"variants": dict(updated)})
+
+
+@router.post("/refunds/{refund_id}/{outcome}")
+async def finish_refund(refund_id: str, outcome: str, request: Request):
+    """Decide a PENDING refund now: settle (COMPLETED), reject (REJECTED) or fail (FAILED)."""
+    m = merchant_of(request)
+    actions = {"settle": m.engine.settle_refund, "reject": m.engine.reject_refund,
+               "fail": m.engine.fail_refund}
+    if outcome not in actions:
+        raise _bad("outcome", "Outcome must be one of settle, reject, fail.")
+    return json_response({"refund": actions[outcome](refund_id)})

@@ -1,0 +1,137 @@
+"""Orders API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from orderfsm.rules import violation
+
+from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, read_body,
+                    query_limit, query_time, strip_nulls)
+
+router = APIRouter()
+
+# Sparse update bodies leave out what the order already has.
+_SPARSE = frozenset({"order.location_id", "order.line_items[].quantity"})
+_SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "CLOSED_AT": "closed_at"}
+
+
+@router.post("/v2/orders")
+async def create_order(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CreateOrderRequest")
+    order = strip_nulls(body["order"])
+    return execute(m, "CreateOrder", body, lambda: {"order": m.engine.create_order(order)})
+
+
+@router.post("/v2/orders/batch-retrieve")
+async def batch_retrieve_orders(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "BatchRetrieveOrdersRequest")
+    ids = body["order_ids"]
+    if len(ids) > 100:
+        raise violation("api.too_many_ids", maximum=100, field="order_ids")
+    location = body.get("location_id")
+    orders = []
+    for oid in dict.fromkeys(ids):
+        rec = m.engine.orders.get(oid)
+        if rec is not None and (location is None or rec["location_id"] == location):
+            orders.append(m.engine.render_order(rec))
+    return json_response({"orders": orders})
+
+
+@router.post("/v2/orders/calculate")
+async def calculate_order(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CalculateOrderRequest")
+    return json_response({"order": m.engine.calculate_order(strip_nulls(body["order"]))})
+
+
+@router.post("/v2/orders/clone")
+async def clone_order(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CloneOrderRequest")
+    return execute(m, "CloneOrder", body, lambda: {
+        "order": m.engine.clone_order(body["order_id"], body.get("version"))})
+
+
+@router.post("/v2/orders/search")
+async def search_orders(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "SearchOrdersRequest")
+    engine = m.engine
+    locations = body.get("location_ids") or list(engine.locations)
+    if len(locations) > 10:
+        raise violation("api.too_many_ids", maximum=10, field="location_ids")
+    known = []
+    for loc in locations:
+        if loc in engine.locations:
+            known.append(loc)
+        else:
+            raise violation("location.not_found", id=loc, field="location_ids")
+    query = body.get("query") or {}
+    filt = query.get("filter") or {}
+    sort = query.get("sort") or {}
+    sort_field = _SORT_FIELDS[sort.get("sort_field") or "CREATED_AT"]
+    descending = (sort.get("sort_order") or "DESC") == "DESC"
+    start = end = None
+    dates = filt.get("date_time_filter") or {}
+    used = [name for name in ("created_at", "updated_at", "closed_at") if dates.get(name)]
+    if len(used) > 1:
+        raise violation("api.invalid_value", field="query.filter.date_time_filter",
+                        reason="Only one date_time_filter field may be set.")
+    if used:
+        if used[0] != sort_field:
+            raise violation("api.invalid_value", field="query.sort.sort_field",
+                            reason=f"A date_time_filter on `{used[0]}` requires sorting by "
+                                   f"`{used[0].upper()}`.")
+        rng = dates[used[0]]
+        start = query_time(rng.get("start_at"), f"query.filter.date_time_filter.{used[0]}.start_at")
+        end = query_time(rng.get("end_at"), f"query.filter.date_time_filter.{used[0]}.end_at")
+    states = (filt.get("state_filter") or {}).get("states")
+    customers = (filt.get("customer_filter") or {}).get("customer_ids")
+    limit = query_limit(body.get("limit"), 500, 1000)
+    shape = {"l": sorted(known), "q": query}
+    after = decode_cursor(body.get("cursor"), shape)
+    page, nxt = engine.search_orders(
+        location_ids=known, states=states, customer_ids=customers, sort_field=sort_field,
+        descending=descending, start=start, end=end, limit=limit, after=after)
+    out: dict = {}
+    if body.get("return_entries"):
+        out["order_entries"] = [{"order_id": o["id"], "version": o.get("version"),
+                                 "location_id": o["location_id"]} for o in page]
+    else:
+        out["orders"] = [engine.render_order(o) for o in page]
+    if nxt is not None:
+        out["cursor"] = encode_cursor(nxt, shape)
+    return json_response(out)
+
+
+@router.get("/v2/orders/{order_id}")
+async def retrieve_order(order_id: str, request: Request):
+    m = merchant_of(request)
+    return json_response({"order": m.engine.get_order(order_id)})
+
+
+@router.put("/v2/orders/{order_id}")
+async def update_order(order_id: str, request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "UpdateOrderRequest", _SPARSE)
+    engine = m.engine
+    key = body.get("idempotency_key")
+    endpoint = f"UpdateOrder:{order_id}"
+    if m.idempotency.seen(endpoint, key):
+        # Square: a reused key answers 200 with the latest order and applies nothing.
+        return json_response({"order": engine.get_order(order_id)})
+    order = body.get("order") or {}
+    result = {"order": engine.update_order(order_id, order, body.get("fields_to_clear"))}
+    m.idempotency.remember(endpoint, key, body, 200, result)
+    return json_response(result)
+
+
+@router.post("/v2/orders/{order_id}/pay")
+async def pay_order(order_id: str, request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "PayOrderRequest")
+    return execute(m, f"PayOrder:{order_id}", body, lambda: {"order": m.engine.pay_order(
+        order_id, body.get("payment_ids"), body.get("order_version"))})

@@ -1,0 +1,95 @@
+"""Payments API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from orderfsm.clock import rfc3339
+from orderfsm.errors import ErrorDetail, SquareError
+
+from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, query_limit,
+                    query_sort_order, query_time, read_body, strip_nulls)
+from ..validation import validate_query
+
+router = APIRouter()
+_YEAR_SECONDS = 365 * 24 * 3600
+
+
+@router.post("/v2/payments")
+async def create_payment(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CreatePaymentRequest")
+    req = strip_nulls(body)
+    return execute(m, "CreatePayment", body, lambda: {"payment": m.engine.create_payment(req)})
+
+
+@router.get("/v2/payments")
+async def list_payments(request: Request):
+    m = merchant_of(request)
+    q = validate_query("ListPayments", request.query_params)
+    engine = m.engine
+    now = engine.now()
+    start = query_time(q.get("begin_time"), "begin_time") or rfc3339(
+        now.fromtimestamp(now.timestamp() - _YEAR_SECONDS, now.tzinfo))
+    end = query_time(q.get("end_time"), "end_time")
+    descending = query_sort_order(q.get("sort_order"))
+    limit = query_limit(q.get("limit"), 100, 100)
+    filters = {k: q[k] for k in ("total", "last_4", "card_brand") if q.get(k) is not None}
+
+    def keep(p: dict) -> bool:
+        if "total" in filters and p["total_money"]["amount"] != filters["total"]:
+            return False
+        card = (p.get("card_details") or {}).get("card") or {}
+        if "last_4" in filters and card.get("last_4") != filters["last_4"]:
+            return False
+        if "card_brand" in filters and card.get("card_brand") != filters["card_brand"]:
+            return False
+        return True
+
+    shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
+    shape["begin_time"] = start
+    after = decode_cursor(q.get("cursor"), shape)
+    page, nxt = engine.list_payments(start=start, end=end, location_id=q.get("location_id"),
+                                     descending=descending, limit=limit, after=after,
+                                     keep=keep if filters else None)
+    out: dict = {"payments": page}
+    if nxt is not None:
+        out["cursor"] = encode_cursor(nxt, shape)
+    return json_response(out)
+
+
+@router.post("/v2/payments/cancel")
+async def cancel_payment_by_idempotency_key(request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CancelPaymentByIdempotencyKeyRequest")
+    m.engine.cancel_payment_by_idempotency_key(body["idempotency_key"])
+    return json_response({})
+
+
+@router.get("/v2/payments/{payment_id}")
+async def get_payment(payment_id: str, request: Request):
+    m = merchant_of(request)
+    return json_response({"payment": m.engine.get_payment(payment_id)})
+
+
+@router.put("/v2/payments/{payment_id}")
+async def update_payment(payment_id: str, request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "UpdatePaymentRequest")
+    patch = strip_nulls(body.get("payment") or {})
+    return execute(m, f"UpdatePayment:{payment_id}", body,
+                   lambda: {"payment": m.engine.update_payment(payment_id, patch)})
+
+
+@router.post("/v2/payments/{payment_id}/complete")
+async def complete_payment(payment_id: str, request: Request):
+    m = merchant_of(request)
+    body = await read_body(request, "CompletePaymentRequest")
+    return json_response({"payment": m.engine.complete_payment(payment_id, body.get("version_token"))})
+
+
+@router.post("/v2/payments/{payment_id}/cancel")
+async def cancel_payment(payment_id: str, request: Request):
+    m = merchant_of(request)
+    await read_body(request)  # the SDK sends no body; anything sent must still be JSON
+    return json_response({"payment": m.engine.cancel_payment(payment_id)})

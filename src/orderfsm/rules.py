@@ -178,7 +178,7 @@ _RULES: list[Rule] = [
          Variant("cancel_after_payment", {
              "after_fulfillments_canceled": "allowed once the order has fulfillments and every one "
                                             "is CANCELED (last post of the seed thread, F1)",
-             "never": "never allowed once a payment was captured (Square staff answer in F1; G1, G2)",
+             "never": "never allowed once a payment was captured (Square staff answer in F1; G1)",
          }, "after_fulfillments_canceled"),
          "Pay an order with a fulfillment, refund the payment, then PUT state=CANCELED."),
     Rule("order.cancel_open_fulfillments", "order",
@@ -215,7 +215,8 @@ _RULES: list[Rule] = [
          "exactly 1.", ("S1", "S3"), C,
          example="Create an order (version 1) and update it (version 2)."),
     Rule("order.line_items_locked", "order",
-         "Line items cannot be added, changed or cleared once a payment on the order is processed.",
+         "Line items (and the taxes, discounts and service charges that price them) cannot be "
+         "added, changed or cleared once a payment on the order is processed.",
          ("F3",), R,
          _e(400, IRE, "BAD_REQUEST", "LineItems cannot be modified for finalized tenders.",
             "order.line_items", "SEEN"),
@@ -328,7 +329,8 @@ _RULES: list[Rule] = [
             None, "DOC"),
          example="Cancel an APPROVED payment, then complete it."),
     Rule("payment.expired", "payment",
-         "A payment voided at delayed_until cannot be completed or updated any more.", ("S1", "S9"), C,
+         "A payment voided at delayed_until cannot be completed, canceled or updated any more.",
+         ("S1", "S9"), C,
          _e(400, IRE, "DELAYED_TRANSACTION_EXPIRED",
             "The application tried to update a delayed-capture payment that has expired.",
             None, "DOC"),
@@ -344,7 +346,7 @@ _RULES: list[Rule] = [
          _e(400, IRE, "BAD_REQUEST", "Payment {payment_id} is PENDING and cannot be changed.", None),
          example="Complete a bnon:bank-nonce-ok payment."),
     Rule("payment.version_mismatch", "payment",
-         "CompletePayment with a stale version_token fails.", ("S1",), C,
+         "CompletePayment and UpdatePayment with a stale version_token fail.", ("S1",), C,
          _e(400, IRE, "VERSION_MISMATCH",
             "The version token {given} does not match the current version of payment {payment_id}.",
             "version_token"),

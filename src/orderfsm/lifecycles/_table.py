@@ -113,6 +113,12 @@ class Lifecycle:
             auto_transitions=False,
         )
         self.triggers = tuple(dict.fromkeys(t.trigger for t in transitions))
+        # Internal transitions without guards change nothing once the rejections passed;
+        # they are answered from the table without a trip through the machine.
+        self._passive = {
+            (t.trigger, src) for t in transitions if t.dest is None and not t.guards
+            for src in t.source
+        }
 
     def _check(self) -> None:
         for t in self.transitions:
@@ -157,6 +163,8 @@ class Lifecycle:
             if rej.when is None or rej.when(record):
                 fmt = getattr(ctx, "fmt", None) or {}
                 raise violation(rej.rule, **fmt)
+        if (trigger, state) in self._passive:
+            return state
         event = self.machine.events.get(trigger)
         if event is None:
             raise ValueError(f"{self.name}: unknown trigger {trigger!r}")

@@ -56,6 +56,11 @@ SOURCES: dict[str, str] = {
     "S20": "https://developer.squareup.com/docs/payments-api/take-payments/ach-payments",
     "S21": "https://developer.squareup.com/docs/build-basics/clearing-fields",
     "S23": "https://developer.squareup.com/docs/orders-api/create-orders",
+    "S14": "https://developer.squareup.com/docs/webhooks-api/validate-notifications",
+    "S15": "https://developer.squareup.com/docs/webhooks-api/delivery-sla",
+    "S19": "https://github.com/square/square-python-sdk (src/square/utils/webhooks_helper.py)",
+    "S22": "https://developer.squareup.com/docs/webhooks/step4manage",
+    "S24": "https://developer.squareup.com/docs/webhooks-api/subscribe-to-events",
     "F1": "https://developer.squareup.com/forums/t/best-method-to-cancel-order-after-refund/922",
     "F2": "https://developer.squareup.com/forums/t/update-order-created-via-payment-link/13601",
     "F3": "https://developer.squareup.com/forums/t/update-order-api-error/9477",
@@ -65,6 +70,7 @@ SOURCES: dict[str, str] = {
     "F9": "https://developer.squareup.com/forums/t/increase-time-limit-on-auth-delay-capture/3485/2",
     "F12": "https://sellercommunity.com/t5/E-Commerce-API/The-payment-total-does-not-match-the-order-total-It-does/td-p/151485",
     "F16": "https://developer.squareup.com/forums/t/multiple-fulfillments-per-order/2488",
+    "F13": "https://developer.squareup.com/forums/t/webhook-notification/4287",
     "G1": "public GitHub design notes recording a live Square sandbox spike (StockSmith, 2026-09-29)",
     "G3": "third-party test suites asserting sandbox nonce outcomes (Drupal commerce_square, activemerchant)",
 }
@@ -578,6 +584,58 @@ _RULES: list[Rule] = [
          "Unknown location ids answer NOT_FOUND; 'main' names the main location.", ("S1",), C,
          _e(404, IRE, "NOT_FOUND", "Could not find location with id: {id}", None, "GUESS"),
          example="GET /v2/locations/nope."),
+]
+
+_RULES += [
+    # ------------------------------------------------------------ webhooks (simulator/outbox.py)
+    Rule("webhook.envelope", "webhook",
+         "Every notification is one JSON event: merchant_id, location_id (when known), type, "
+         "event_id (a UUID), created_at and data {type, id, object}. Order events carry an order "
+         "summary (order_created / order_updated / order_fulfillment_updated), payment and refund "
+         "events the whole object.", ("S1", "S16", "S17"), C,
+         example="Subscribe to payment.created, then CreatePayment."),
+    Rule("webhook.signature", "webhook",
+         "The x-square-hmacsha256-signature header is base64(HMAC-SHA256(signature_key, "
+         "notification_url + raw body)); the URL must match the subscription exactly.",
+         ("S14", "S19"), C,
+         example="square.utils.webhooks_helper.verify_signature(...) returns True."),
+    Rule("webhook.delivery_retries", "webhook",
+         "A delivery succeeds on a 2xx answer within 10 seconds; anything else (3xx, 4xx, 5xx, "
+         "timeouts, connection errors) is retried 1, 2, 4, 8, 16 and 32 minutes later, then "
+         "hourly, until 72 hours after the event, when it is discarded.", ("S15", "F13"), C,
+         example="Answer 500 and advance the clock: attempts at +1, +3, +7, +15 minutes."),
+    Rule("webhook.event_id_idempotency", "webhook",
+         "A notification sent again (retry, duplicate, redelivery) carries the same event_id; "
+         "consumers deduplicate on it.", ("S22",), C,
+         example="Inject the duplicate fault: both copies have one event_id."),
+    Rule("webhook.event_type_unknown", "webhook",
+         "A subscription's event_types must be event types Square publishes "
+         "(ListWebhookEventTypes).", ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE", "`{event_type}` is not a valid event type.",
+            "subscription.event_types[{index}]"),
+         example="CreateWebhookSubscription with event_types ['payment.exploded']."),
+    Rule("webhook.subscription_field_required", "webhook",
+         "CreateWebhookSubscription needs a notification_url and at least one event type.",
+         ("S1", "S24"), I,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set", "subscription.{name}",
+            "SEEN"),
+         example="CreateWebhookSubscription without notification_url."),
+    Rule("webhook.notification_url_invalid", "webhook",
+         "Square requires a well-formed, reachable HTTPS notification_url. This server also "
+         "accepts http:// URLs on loopback hosts (localhost, 127.0.0.0/8, ::1) so receivers can "
+         "run locally; other http:// URLs are rejected.", ("S24",), C,
+         _e(400, IRE, "INVALID_VALUE", "URL is not valid: {reason}", "subscription.notification_url"),
+         example="CreateWebhookSubscription with notification_url 'http://example.com/hook'."),
+    Rule("webhook.subscription_not_found", "webhook",
+         "Unknown subscription ids answer NOT_FOUND.", ("S1",), I,
+         _e(404, IRE, "NOT_FOUND", "Subscription `{id}` not found."),
+         example="GET /v2/webhooks/subscriptions/wbhk_nope."),
+    Rule("webhook.test_event_type", "webhook",
+         "TestWebhookSubscription's event_type must be one of the subscription's event types.",
+         ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "`{event_type}` is not one of the event types of subscription `{id}`.", "event_type"),
+         example="Test a payment.* subscription with event_type refund.created."),
 ]
 
 CATALOG: dict[str, Rule] = {r.id: r for r in _RULES}

@@ -435,7 +435,7 @@ class Engine:
         return self._amount_due_from(order, self._total(order), self._captured(tx, order))
 
     def _has_processed_payment(self, tx: _Tx | None, order: Mapping[str, Any]) -> bool:
-        return any(p["status"] == "COMPLETED" for p in self._payments_of(tx, order))
+        return any(p["status"] in ("COMPLETED", "PENDING") for p in self._payments_of(tx, order))
 
     def _is_paid(self, tx: _Tx | None, order: Mapping[str, Any]) -> bool:
         if order.get("_zero_paid"):
@@ -540,7 +540,7 @@ class Engine:
             if version != rec.get("version"):
                 raise violation("order.version_mismatch", given=version,
                                 current=rec.get("version"), order_id=order_id)
-            ORDER.fire(rec, "update")
+            ORDER.fire(rec, "update", OrderContext(fmt={"state": rec["state"]}))
             processed = self._has_processed_payment(tx, rec)
             before_fulfillments = {f["uid"]: f["state"] for f in rec.get("fulfillments") or []}
             clears = list(fields_to_clear or [])
@@ -606,7 +606,7 @@ class Engine:
                 elif f.get("uid") in fulfillment_patch_index:
                     updates.append({"fulfillment_uid": f["uid"], "old_state": old, "new_state": old})
             if target_state != rec["state"]:
-                self._change_order_state(tx, rec, target_state, processed)
+                updates.extend(self._change_order_state(tx, rec, target_state, processed))
             self._touch_order(tx, rec)
             self._emit(tx, "order.updated", order_id)
             if updates:
@@ -616,7 +616,9 @@ class Engine:
         rec = self._run(run)
         return self.render_order(rec)
 
-    def _change_order_state(self, tx: _Tx, rec: dict, target: str, processed: bool) -> None:
+    def _change_order_state(self, tx: _Tx, rec: dict, target: str,
+                            processed: bool) -> list[dict[str, str]]:
+        """Move the order to ``target``; returns the fulfillment moves a cascade made."""
         states = tuple(f["state"] for f in rec.get("fulfillments") or [])
         ctx = OrderContext(
             has_processed_payment=processed,
@@ -629,12 +631,17 @@ class Engine:
         trigger = {"OPEN": "open", "CANCELED": "cancel", "COMPLETED": "complete",
                    "DRAFT": "draft"}[target]
         ORDER.fire(rec, trigger, ctx)
+        cascaded = []
         if target == "CANCELED":
-            for f in rec.get("fulfillments") or []:
+            for i, f in enumerate(rec.get("fulfillments") or []):
                 if f["state"] not in TERMINAL_FULFILLMENT:
-                    FULFILLMENT.fire(f, "cancel", FulfillmentContext())
+                    old = f["state"]
+                    self._move_fulfillment(tx, rec, f, "CANCELED", i, paid=False)
+                    cascaded.append({"fulfillment_uid": f["uid"], "old_state": old,
+                                     "new_state": "CANCELED"})
         if target in ("CANCELED", "COMPLETED"):
             self._close_order(rec)
+        return cascaded
 
     def _merge_list(self, tx: _Tx, rec: dict, key: str, patch: list) -> None:
         current = rec.setdefault(key, [])
@@ -866,7 +873,7 @@ class Engine:
                     if delay < MIN_DELAY or delay > DEFAULT_DELAY_CARD_NOT_PRESENT:
                         raise violation("payment.delay_duration_bounds", maximum="P7D")
                 rec["delay_duration"] = format_duration(delay)
-                rec["delay_action"] = request.get("delay_action") or "CANCEL"
+                rec["delay_action"] = _delay_action(request.get("delay_action") or "CANCEL")
                 rec["delayed_until"] = rfc3339(now_dt + delay)
                 rec["capabilities"] = ["EDIT_AMOUNT_UP", "EDIT_AMOUNT_DOWN", "EDIT_TIP_AMOUNT_UP",
                                        "EDIT_TIP_AMOUNT_DOWN", "EDIT_DELAY_ACTION"]
@@ -989,7 +996,7 @@ class Engine:
     def cancel_payment(self, payment_id: str) -> dict[str, Any]:
         def run(tx: _Tx) -> dict[str, Any]:
             p = self._payment(tx, payment_id)
-            PAYMENT.fire(p, "cancel")
+            PAYMENT.fire(p, "cancel", PaymentContext(fmt={"payment_id": payment_id}))
             self._void_effects(p)
             self._emit(tx, "payment.updated", payment_id)
             self._order_after_void(tx, p)
@@ -1045,7 +1052,7 @@ class Engine:
             p["approved_money"] = {"amount": amount + tip, "currency": self.currency}
             for key in ("delay_action",):
                 if payment.get(key) is not None:
-                    p[key] = payment[key]
+                    p[key] = _delay_action(payment[key], "payment.delay_action")
             p["version_token"] = self._new_token()
             p["updated_at"] = self._stamp()
             self._emit(tx, "payment.updated", payment_id)
@@ -1439,6 +1446,14 @@ _V1_REFUND_STATUS = {"PENDING": "PENDING", "COMPLETED": "APPROVED", "REJECTED": 
 @dataclass(slots=True)
 class _Fmt:
     fmt: dict[str, Any] = field(default_factory=dict)
+
+
+def _delay_action(value: Any, field: str = "delay_action") -> str:
+    """delay_action is a plain string in the spec, but only CANCEL and COMPLETE mean anything."""
+    if value not in ("CANCEL", "COMPLETE"):
+        raise violation("api.invalid_value", field=field,
+                        reason=f"`{value}` is not a valid delay_action; use CANCEL or COMPLETE.")
+    return value
 
 
 def _merge_dict(target: dict, patch: Mapping[str, Any]) -> None:

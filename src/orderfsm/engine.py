@@ -74,26 +74,47 @@ class DomainEvent:
     data: dict[str, Any]
 
 
+_CONTAINERS = (dict, list)
+
+
 def clone(value: Any) -> Any:
-    """Copy JSON-shaped data (dicts, lists, scalars) quickly."""
-    if isinstance(value, dict):
-        return {k: clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clone(v) for v in value]
+    """Copy JSON-shaped data (dicts, lists, scalars); scalars are shared, not visited."""
+    kind = type(value)
+    if kind is dict:
+        return {k: (clone(v) if type(v) in _CONTAINERS else v) for k, v in value.items()}
+    if kind is list:
+        return [clone(v) if type(v) in _CONTAINERS else v for v in value]
     return value
 
 
+def _copy_payment(p: Mapping[str, Any]) -> dict[str, Any]:
+    """A payment copy that is safe to change the way the engine changes payments: top-level
+    keys, the card status and timeline, and the refund id list."""
+    out = dict(p)
+    card = out.get("card_details")
+    if card is not None:
+        card = out["card_details"] = dict(card)
+        if "card_payment_timeline" in card:
+            card["card_payment_timeline"] = dict(card["card_payment_timeline"])
+    if "refund_ids" in out:
+        out["refund_ids"] = list(out["refund_ids"])
+    return out
+
+
 def _public(record: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: clone(v) for k, v in record.items() if not k.startswith("_")}
+    return {k: (clone(v) if type(v) in _CONTAINERS else v)
+            for k, v in record.items() if k[0] != "_"}
 
 
 class _Tx:
     """Staged changes of one command; nothing reaches the engine until commit."""
 
-    __slots__ = ("orders", "payments", "refunds", "timers", "events", "keys", "counter")
+    __slots__ = ("orders", "shallow", "payments", "refunds", "timers", "events", "keys", "counter")
 
     def __init__(self, counter: int) -> None:
         self.orders: dict[str, dict] = {}
+        # Orders staged as shallow copies: only top-level keys and _payment_ids may change.
+        self.shallow: set[str] = set()
         self.payments: dict[str, dict] = {}
         self.refunds: dict[str, dict] = {}
         self.timers: list[tuple[datetime, str, str]] = []
@@ -135,6 +156,8 @@ class Engine:
         self._timers: list[tuple[datetime, int, str, str]] = []
         self._timer_seq = 0
         self._tx: _Tx | None = None
+        self._stamp_at: datetime | None = None
+        self._stamp_text = ""
         now = self.clock.now()
         location_id = self.ids.location_id()
         self.main_location_id = location_id
@@ -164,7 +187,11 @@ class Engine:
         return self.clock.now()
 
     def _stamp(self) -> str:
-        return rfc3339(self.clock.now())
+        now = self.clock.now()
+        if now != self._stamp_at:
+            self._stamp_at = now
+            self._stamp_text = rfc3339(now)
+        return self._stamp_text
 
     def _run(self, body: Callable[[_Tx], Any], *, fire_due: bool = True) -> Any:
         if fire_due:
@@ -206,14 +233,27 @@ class Engine:
             for etype, ident, extra in tx.events:
                 self.events.append(self._make_event(etype, ident, extra, at))
 
-    # Reads that see the command's own staged changes.
-    def _order(self, tx: _Tx, order_id: str, *, field: str | None = "order_id") -> dict:
+    # Reads that see the command's own staged changes. Committed records are never changed
+    # in place: a command changes copies, and commit swaps them in.
+    def _order(self, tx: _Tx, order_id: str, *, field: str | None = "order_id",
+               deep: bool = True) -> dict:
+        """The staged copy of an order. ``deep=False`` gives a shallow copy for commands that
+        only touch top-level fields (state, version, timestamps) and the payment id list."""
         rec = tx.orders.get(order_id)
         if rec is None:
             base = self.orders.get(order_id) if isinstance(order_id, str) else None
             if base is None:
                 raise violation("order.not_found", id=order_id, field=field)
-            rec = tx.orders[order_id] = clone(base)
+            if deep:
+                rec = clone(base)
+            else:
+                rec = dict(base)
+                rec["_payment_ids"] = list(base.get("_payment_ids", ()))
+                tx.shallow.add(order_id)
+            tx.orders[order_id] = rec
+        elif deep and order_id in tx.shallow:
+            rec = tx.orders[order_id] = clone(rec)
+            tx.shallow.discard(order_id)
         return rec
 
     def _read_order(self, order_id: str) -> dict:
@@ -228,7 +268,7 @@ class Engine:
             base = self.payments.get(payment_id) if isinstance(payment_id, str) else None
             if base is None:
                 raise violation("payment.not_found", id=payment_id, field=field)
-            rec = tx.payments[payment_id] = clone(base)
+            rec = tx.payments[payment_id] = _copy_payment(base)
         return rec
 
     def _refund(self, tx: _Tx, refund_id: str) -> dict:
@@ -237,7 +277,7 @@ class Engine:
             base = self.refunds.get(refund_id) if isinstance(refund_id, str) else None
             if base is None:
                 raise violation("refund.not_found", id=refund_id)
-            rec = tx.refunds[refund_id] = clone(base)
+            rec = tx.refunds[refund_id] = dict(base)
         return rec
 
     def _peek_payment(self, tx: _Tx | None, payment_id: str) -> dict:
@@ -708,7 +748,7 @@ class Engine:
         """PayOrder: capture the listed APPROVED payments, cancel the other APPROVED ones."""
 
         def run(tx: _Tx) -> dict[str, Any]:
-            order = self._order(tx, order_id)
+            order = self._order(tx, order_id, deep=False)
             ORDER.fire(order, "pay", OrderContext(fmt={"state": order["state"]}))
             if order_version is not None and order_version != order.get("version"):
                 raise violation("pay_order.version_mismatch", given=order_version,
@@ -853,7 +893,7 @@ class Engine:
                 return rec
             order = None
             if request.get("order_id") is not None:
-                order = self._order(tx, request["order_id"])
+                order = self._order(tx, request["order_id"], deep=False)
                 ORDER.fire(order, "pay", OrderContext(fmt={"state": order["state"]}))
                 # Uncaptured payments already hold part of what is due.
                 held = sum(p["amount_money"]["amount"] for p in self._payments_of(tx, order)
@@ -969,6 +1009,8 @@ class Engine:
         return rec
 
     def _settle_order_after_capture(self, tx: _Tx, order: dict) -> None:
+        if order["state"] not in ("OPEN", "DRAFT"):
+            return  # a closed order is not bumped by a late capture
         self._touch_order(tx, order)
         if order["state"] == "OPEN" and not order.get("fulfillments") and self._is_paid(tx, order):
             if order.get("_implicit") or self.variants["autocomplete_order_on_payment"] == "complete":
@@ -979,12 +1021,17 @@ class Engine:
     def complete_payment(self, payment_id: str, version_token: str | None = None) -> dict[str, Any]:
         def run(tx: _Tx) -> dict[str, Any]:
             p = self._payment(tx, payment_id)
-            order = self._order(tx, p["order_id"]) if p.get("order_id") else None
+            order = self._order(tx, p["order_id"], deep=False) if p.get("order_id") else None
+            due = None
             if order is not None and p["status"] == "APPROVED":
                 ORDER.fire(order, "pay", OrderContext(fmt={"state": order["state"]},))
+                due = self.amount_due(order, tx)
             PAYMENT.fire(p, "complete", PaymentContext(
                 version_token=version_token, record_token=p.get("version_token"),
                 fmt={"given": version_token, "payment_id": payment_id}))
+            if due is not None and p["amount_money"]["amount"] > due:
+                # The order's line items changed after the authorization.
+                raise violation("payment.order_total_mismatch", field=None)
             self._capture_effects(p)
             self._emit(tx, "payment.updated", payment_id)
             if order is not None:
@@ -1007,7 +1054,7 @@ class Engine:
     def _order_after_void(self, tx: _Tx, payment: dict) -> None:
         if not payment.get("order_id"):
             return
-        order = self._order(tx, payment["order_id"])
+        order = self._order(tx, payment["order_id"], deep=False)
         if order["state"] not in ("OPEN", "DRAFT"):
             return
         self._touch_order(tx, order)
@@ -1259,8 +1306,10 @@ class Engine:
 
     def _expire(self, tx: _Tx, payment_id: str) -> None:
         p = self._payment(tx, payment_id)
-        order = self._order(tx, p["order_id"]) if p.get("order_id") else None
-        capture = p.get("delay_action") == "COMPLETE" and (order is None or order["state"] == "OPEN")
+        order = self._order(tx, p["order_id"], deep=False) if p.get("order_id") else None
+        capture = p.get("delay_action") == "COMPLETE" and (
+            order is None or (order["state"] == "OPEN"
+                              and p["amount_money"]["amount"] <= self.amount_due(order, tx)))
         if capture:
             PAYMENT.fire(p, "expire_complete")
             self._capture_effects(p)
@@ -1287,7 +1336,7 @@ class Engine:
         p["receipt_number"] = payment_id[:4].upper()
         self._emit(tx, "payment.updated", payment_id)
         if p.get("order_id"):
-            self._settle_order_after_capture(tx, self._order(tx, p["order_id"]))
+            self._settle_order_after_capture(tx, self._order(tx, p["order_id"], deep=False))
 
     # ================================================================ queries
     def get_order(self, order_id: str) -> dict[str, Any]:

@@ -6,6 +6,7 @@ rejected and the same seed with the same requests always yields the same ids.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 __all__ = ["IdGenerator"]
@@ -14,14 +15,16 @@ _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _UPPER = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+# base64 without its two punctuation characters, and base32: both alphanumeric, both done in C.
+_B64_ALNUM = bytes.maketrans(b"+/", b"xZ")
+
+
 def _encode(data: bytes, alphabet: str, length: int) -> str:
-    n = int.from_bytes(data, "big")
-    base = len(alphabet)
-    chars = []
-    for _ in range(length):
-        n, r = divmod(n, base)
-        chars.append(alphabet[r])
-    return "".join(chars)
+    if alphabet is _UPPER:
+        return base64.b32encode(data).decode("ascii")[:length]
+    if alphabet is _ALPHABET:
+        return base64.b64encode(data).translate(_B64_ALNUM).decode("ascii")[:length]
+    return data.hex()[:length]
 
 
 class IdGenerator:

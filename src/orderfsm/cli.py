@@ -8,6 +8,7 @@ never a traceback.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import sys
 from enum import Enum
@@ -102,16 +103,17 @@ def rules(
     if fmt is RulesFormat.markdown:
         typer.echo(rules_markdown(res), nl=False)
         return
-    table = Table(title=f"{len(selected)} rules", title_justify="left", box=box.SIMPLE_HEAD)
+    # The id starts with the resource, so there is no resource column: it keeps the table narrow.
+    table = Table(title=f"{len(selected)} rules", title_justify="left", box=box.SIMPLE_HEAD,
+                  caption="`orderfsm explain RULE_ID` shows a rule's sources and exact error",
+                  caption_justify="left")
     table.add_column("id", style="bold cyan", no_wrap=True)
-    table.add_column("resource", overflow="fold")
-    table.add_column("confidence", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    table.add_column("code", overflow="fold")
-    table.add_column("variant (*default)", overflow="fold")
+    table.add_column("confidence", no_wrap=True)
+    table.add_column("error", overflow="fold", min_width=12)
+    table.add_column("variant (*default)", overflow="fold", min_width=10)
     for r in selected:
-        status, code = (str(r.error.status), r.error.code) if r.error else ("", "")
-        table.add_row(r.id, r.resource, str(r.confidence), status, code, _variant_cell(r))
+        error = f"{r.error.status} {r.error.code}" if r.error else ""
+        table.add_row(r.id, str(r.confidence), error, _variant_cell(r))
     _out().print(table)
 
 
@@ -201,7 +203,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port; 0 picks a free one.")] = 8000,
     variant: Annotated[list[str] | None, typer.Option(
-        "--variant", help="Switch a disputed rule, NAME=VALUE (repeatable). "
+        "--variant", metavar="NAME=VALUE", help="Switch a disputed rule, NAME=VALUE (repeatable). "
                           "See `orderfsm rules --format json` for names and values.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for ids; the same seed and requests give the "
                                            "same responses.")] = 0,
@@ -221,6 +223,12 @@ def serve(
         _fail(str(exc))
     if port == 0:
         port = _free_port(host)
+    else:
+        problem = _bind_problem(host, port)
+        if problem is not None:
+            in_use = problem.errno == errno.EADDRINUSE
+            _fail(f"cannot listen on {host}:{port}: {problem.strerror or problem}",
+                  ["pass --port 0 to pick a free port"] if in_use else None)
     if not quiet:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     application = create_app(variants=dict(variants), seed=seed,
@@ -239,6 +247,87 @@ def serve(
         "print(client.locations.list().locations[0].id)\n", markup=False)
     sys.stdout.flush()
     serve_forever(host, port, application, log_level="warning")
+
+
+def _bind_problem(host: str, port: int) -> OSError | None:
+    """Why a server could not listen on host:port (port taken, unknown host), or None."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+    except OSError as exc:
+        return exc
+    return None
+
+
+class ConformReport(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@app.command()
+def conform(
+    base_url: Annotated[str, typer.Option(
+        "--base-url", help="The server under test, without /v2 (e.g. http://127.0.0.1:8000 or "
+                           "https://connect.squareupsandbox.com).", show_default=False)],
+    token: Annotated[str, typer.Option(
+        "--token", envvar="SQUARE_TOKEN", help="Access token (any token on the simulator).",
+        show_default=False)],
+    examples: Annotated[int, typer.Option(
+        min=1, help="Random call sequences to try.")] = 100,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed for a reproducible run (a random one is chosen and printed otherwise).",
+        show_default=False)] = None,
+    variant: Annotated[list[str] | None, typer.Option(
+        "--variant", metavar="NAME=VALUE",
+        help="The rule variant the oracle assumes, NAME=VALUE (repeatable).")] = None,
+    report: Annotated[ConformReport, typer.Option(
+        "--report", case_sensitive=False,
+        help="table: per-rule table and scripts; json: a machine-readable report.")
+    ] = ConformReport.table,
+    detect_variants: Annotated[bool, typer.Option(
+        "--detect-variants", help="Only probe which value of each disputed rule the server "
+                                  "behaves like.")] = False,
+    steps: Annotated[int, typer.Option(
+        min=1, max=100, help="Longest call sequence.")] = 12,
+    keep_going: Annotated[bool, typer.Option(
+        "--keep-going", help="After the first divergence look for divergences of other rules "
+                             "too (each is shrunk separately).")] = False,
+) -> None:
+    """Check a Square-compatible server against orderfsm's rules (exit 1 on any divergence).
+
+    Random sequences of orders, updates, payments, PayOrder, refunds and (on servers with the
+    simulator's control API) clock advances go through the official SDK to the server and to
+    the orderfsm engine; every answer and resulting state is compared, per rule. A divergence
+    is shrunk to a minimal sequence and printed as a runnable SDK script."""
+    from .conformance import ConformanceError
+    from .conformance import detect_variants as probe_variants
+    from .conformance import run
+
+    as_json = report is ConformReport.json
+    try:
+        if detect_variants:
+            if variant:
+                _fail("--variant sets the oracle of a conformance run; it cannot be combined "
+                      "with --detect-variants")
+            found = probe_variants(base_url, token)
+            if as_json:
+                typer.echo(json.dumps(found.to_json(), indent=2))
+            else:
+                found.render(_out())
+            raise typer.Exit(code=0 if found.ok else 1)
+        result = run(base_url, token, examples=examples, seed=seed, variants=variant or [],
+                     steps=steps, keep_going=keep_going)
+    except ConformanceError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        result.render(_out())
+    raise typer.Exit(code=0 if result.ok else 1)
 
 
 def main() -> None:

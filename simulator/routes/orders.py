@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import json
+from typing import Any
 
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from orderfsm.errors import ErrorDetail, SquareError
 from orderfsm.rules import violation
 
 from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, read_body,
@@ -14,12 +19,40 @@ router = APIRouter()
 # Sparse update bodies leave out what the order already has.
 _SPARSE = frozenset({"order.location_id", "order.line_items[].quantity"})
 _SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "CLOSED_AT": "closed_at"}
+_JSON_CACHE_MAX = 50_000  # rendered orders kept per merchant
+
+
+def _order_json(m: Any, rec: dict) -> bytes:
+    """The JSON of a stored order (``engine.render_order``), cached per merchant.
+
+    Rendering (pricing, tenders) and encoding are most of the cost of RetrieveOrder and of a
+    search page, and most orders read did not change since they were last read. The engine
+    replaces a record whenever a command changes it, so an entry is current while the order
+    record and the records of its payments (``_payment_ids``; they give its tenders) are the
+    very objects it was rendered from."""
+    cache = m.extra.get("order_json")
+    if cache is None:
+        cache = m.extra["order_json"] = {}
+    payments = m.engine.payments
+    pids = rec.get("_payment_ids", ())
+    hit = cache.get(rec["id"])
+    if (hit is not None and hit[0] is rec and len(hit[1]) == len(pids)
+            and all(payments.get(pid) is p for pid, p in zip(pids, hit[1]))):
+        return hit[2]
+    data = json.dumps(m.engine.render_order(rec), separators=(",", ":")).encode()
+    if len(cache) >= _JSON_CACHE_MAX:
+        del cache[next(iter(cache))]
+    cache[rec["id"]] = (rec, tuple(payments.get(pid) for pid in pids), data)
+    return data
 
 
 @router.post("/v2/orders")
 async def create_order(request: Request):
     m = merchant_of(request)
     body = await read_body(request, "CreateOrderRequest")
+    if body.get("order") is None:  # optional in the spec, but there is nothing to create without it
+        raise SquareError(400, [ErrorDetail("INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER",
+                                            "Field must be set", "order")])
     order = strip_nulls(body["order"])
     return execute(m, "CreateOrder", body, lambda: {"order": m.engine.create_order(order)})
 
@@ -32,12 +65,13 @@ async def batch_retrieve_orders(request: Request):
     if len(ids) > 100:
         raise violation("api.too_many_ids", maximum=100, field="order_ids")
     location = body.get("location_id")
+    m.engine.fire_due()
     orders = []
     for oid in dict.fromkeys(ids):
         rec = m.engine.orders.get(oid)
         if rec is not None and (location is None or rec["location_id"] == location):
-            orders.append(m.engine.render_order(rec))
-    return json_response({"orders": orders})
+            orders.append(_order_json(m, rec))
+    return Response(b'{"orders":[' + b",".join(orders) + b"]}", media_type="application/json")
 
 
 @router.post("/v2/orders/calculate")
@@ -101,7 +135,12 @@ async def search_orders(request: Request):
         out["order_entries"] = [{"order_id": o["id"], "version": o.get("version"),
                                  "location_id": o["location_id"]} for o in page]
     else:
-        out["orders"] = [engine.render_order(o) for o in page]
+        # The same bytes json_response would send for {"orders": [...], "cursor": ...}.
+        parts = [b'{"orders":[', b",".join(_order_json(m, o) for o in page), b"]"]
+        if nxt is not None:
+            parts.append(b',"cursor":' + json.dumps(encode_cursor(nxt, shape)).encode())
+        parts.append(b"}")
+        return Response(b"".join(parts), media_type="application/json")
     if nxt is not None:
         out["cursor"] = encode_cursor(nxt, shape)
     return json_response(out)
@@ -110,7 +149,11 @@ async def search_orders(request: Request):
 @router.get("/v2/orders/{order_id}")
 async def retrieve_order(order_id: str, request: Request):
     m = merchant_of(request)
-    return json_response({"order": m.engine.get_order(order_id)})
+    m.engine.fire_due()
+    rec = m.engine.orders.get(order_id)
+    if rec is None:
+        return json_response({"order": m.engine.get_order(order_id)})  # NOT_FOUND
+    return Response(b'{"order":' + _order_json(m, rec) + b"}", media_type="application/json")
 
 
 @router.put("/v2/orders/{order_id}")

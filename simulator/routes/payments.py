@@ -47,7 +47,7 @@ async def list_payments(request: Request):
         return True
 
     shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
-    shape["begin_time"] = start
+    shape["_list"] = "payments"  # a refunds cursor is not a payments cursor
     after = decode_cursor(q.get("cursor"), shape)
     page, nxt = engine.list_payments(start=start, end=end, location_id=q.get("location_id"),
                                      descending=descending, limit=limit, after=after,

@@ -53,7 +53,7 @@ async def list_refunds(request: Request):
         return True
 
     shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
-    shape["begin_time"] = start
+    shape["_list"] = "refunds"  # a payments cursor is not a refunds cursor
     after = decode_cursor(q.get("cursor"), shape)
     page, nxt = engine.list_refunds(
         start=start, end=end, location_id=q.get("location_id"), descending=descending,

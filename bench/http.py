@@ -1,0 +1,530 @@
+"""HTTP benchmarks for the simulator, measured in one run and printed as one table.
+
+1. Requests per second of CreatePayment and RetrieveOrder over a real uvicorn socket, next to a
+   bare FastAPI route that returns a body of the same size under the same uvicorn settings
+   (target: the simulator reaches at least 60% of the bare route). Each server runs in its own
+   process; the load comes from this process over keep-alive httpx connections on loopback,
+   bounded by a request count and a time limit. Besides req/s (which also depends on how fast
+   the client is), the server process's CPU time per request is read from /proc, which gives
+   each server's capacity on one core. The simulator runs as ``create_app()`` with no log
+   handler installed, like ``orderfsm serve --quiet``.
+2. Server CPU per request without uvicorn (requests sent straight into the ASGI app), split
+   into the engine command, the rest of the simulator, and webhook event recording.
+3. p50 latency of one in-process SDK call (``payments.get``), both with the sync ``Square``
+   through starlette's TestClient and with ``AsyncSquare`` through ``httpx.ASGITransport``
+   (target: under 1 ms), with the same request without the SDK and the bare engine call beside
+   it, so the table shows where the time goes.
+4. p50 latency of SearchOrders in a merchant holding 100,000 orders (target: under 20 ms): a
+   typical query (state_filter OPEN, limit 100) and the default limit of 500, as raw HTTP
+   through the app in-process and over a uvicorn socket; once with the per-merchant cache of
+   rendered orders warm (repeated searches) and once dropping it before every call.
+
+Run: ``python bench/http.py`` (``--quick`` for a short smoke run, ``--help`` for the knobs).
+Loopback only; nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as a script, this file's directory comes first on sys.path, and the file's name would
+# shadow the standard library's ``http`` package that httpx and uvicorn import.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import httpx  # noqa: E402
+from fastapi import FastAPI, Request  # noqa: E402
+from starlette.responses import Response  # noqa: E402
+
+HOST = "127.0.0.1"
+TOKEN = "bench-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# The settings `orderfsm serve` uses (uvicorn picks its HTTP parser and event loop itself).
+UVICORN = dict(log_level="warning", access_log=False)
+
+
+# ====================================================================== servers (child processes)
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _serve_simulator(port: int) -> None:
+    import uvicorn
+
+    from simulator import create_app
+
+    uvicorn.run(create_app(), host=HOST, port=port, **UVICORN)
+
+
+def _serve_bare(port: int, payment_body: bytes, order_body: bytes) -> None:
+    import uvicorn
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/v2/payments")
+    async def create(request: Request) -> Response:
+        await request.body()
+        return Response(payment_body, media_type="application/json")
+
+    @app.get("/v2/orders/{order_id}")
+    async def retrieve(order_id: str) -> Response:
+        return Response(order_body, media_type="application/json")
+
+    uvicorn.run(app, host=HOST, port=port, **UVICORN)
+
+
+class Server:
+    """A uvicorn server in a child process, stopped on exit."""
+
+    def __init__(self, target: Callable[..., None], *args: Any) -> None:
+        self.port = _free_port()
+        self.proc = mp.get_context("spawn").Process(target=target, args=(self.port, *args),
+                                                     daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def __enter__(self) -> "Server":
+        self.proc.start()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(self.url + "/", timeout=1)
+                return self
+            except httpx.TransportError:
+                if not self.proc.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("benchmark server did not start")
+                time.sleep(0.05)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server process has used so far (Linux /proc)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __exit__(self, *exc: Any) -> None:
+        self.proc.terminate()
+        self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(10)
+
+
+# ============================================================================ load generator
+
+def _load(server: Server, make: Callable[[int], tuple[str, str, bytes | None]], *, requests: int,
+          seconds: float, connections: int, warmup: int) -> dict[str, float]:
+    """Send requests over ``connections`` keep-alive connections (one thread each) until
+    ``requests`` were sent or ``seconds`` passed. Returns rps, latency percentiles (ms) and the
+    server's CPU time per request (ms), which does not depend on how fast the client is."""
+    url = server.url
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+    headers = {**AUTH, "Content-Type": "application/json"}
+
+    def next_index() -> int:
+        with lock:
+            return next(counter)
+
+    def worker(stop_at: float, budget: int) -> list[float]:
+        lat: list[float] = []
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            while True:
+                i = next_index()
+                if i >= budget or time.perf_counter() >= stop_at:
+                    return lat
+                method, path, body = make(i)
+                t0 = time.perf_counter()
+                r = client.request(method, path, content=body)
+                lat.append(time.perf_counter() - t0)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{method} {path} -> {r.status_code} {r.text[:200]}")
+
+    # Warm-up (connections, code paths), not measured.
+    worker(time.perf_counter() + 30, warmup)
+    counter = iter(range(warmup, 10**9))
+    cpu0 = server.cpu_seconds()
+    start = time.perf_counter()
+    with ThreadPoolExecutor(connections) as pool:
+        results = list(pool.map(lambda _: worker(start + seconds, warmup + requests),
+                                range(connections)))
+    elapsed = time.perf_counter() - start
+    cpu = server.cpu_seconds() - cpu0
+    lat = sorted(x for r in results for x in r)
+    return {"n": len(lat), "rps": len(lat) / elapsed, "p50": _pct(lat, 50) * 1e3,
+            "p99": _pct(lat, 99) * 1e3, "cpu": cpu / max(len(lat), 1) * 1e3}
+
+
+def _pct(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def _p50(fn: Callable[[], Any], n: int, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+async def _ap50(fn: Callable[[], Any], n: int, warmup: int = 20) -> float:
+    for _ in range(warmup):
+        await fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        await fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e3
+
+
+# ================================================================================ benchmarks
+
+def payment_body(i: int) -> bytes:
+    return json.dumps({"idempotency_key": f"bench-{os.getpid()}-{i}",
+                       "source_id": "cnon:card-nonce-ok",
+                       "amount_money": {"amount": 1000 + i % 500, "currency": "USD"}},
+                      separators=(",", ":")).encode()
+
+
+def bench_throughput(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> None:
+    load = dict(requests=args.requests, seconds=args.seconds, connections=args.connections,
+                warmup=args.warmup)
+    with Server(_serve_simulator) as sim:
+        with httpx.Client(base_url=sim.url, headers=AUTH) as c:
+            pay = c.post("/v2/payments", content=payment_body(-1),
+                         headers={"Content-Type": "application/json"})
+            order_id = pay.json()["payment"]["order_id"]
+            order = c.get(f"/v2/orders/{order_id}")
+            assert pay.status_code == order.status_code == 200
+        create = lambda i: ("POST", "/v2/payments", payment_body(i))  # noqa: E731
+        get = lambda i: ("GET", f"/v2/orders/{order_id}", None)  # noqa: E731
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("sc", "bc", "sg", "bg")}
+        with Server(_serve_bare, pay.content, order.content) as bare:
+            # Alternate simulator and bare runs so that a change in machine load hits both.
+            for _ in range(args.rounds):
+                runs["sc"].append(_load(sim, create, **load))
+                runs["bc"].append(_load(bare, create, **load))
+                runs["sg"].append(_load(sim, get, **load))
+                runs["bg"].append(_load(bare, get, **load))
+    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+    for name, s, b, size in (("CreatePayment", med["sc"], med["bc"], len(pay.content)),
+                             ("RetrieveOrder", med["sg"], med["bg"], len(order.content))):
+        for label, r in ((f"{name} over uvicorn ({size} B response)", s),
+                         ("  bare FastAPI route, same response size", b)):
+            rows.append((label, f"{r['rps']:,.0f} req/s  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms"
+                                f"  server CPU {r['cpu']:.3f} ms/req", ""))
+        ratio = s["rps"] / b["rps"]
+        capacity = b["cpu"] / s["cpu"]
+        rows.append((f"  {name} / bare, measured req/s", f"{ratio:.0%}",
+                     _verdict(ratio >= 0.60, ">= 60%")))
+        rows.append((f"  {name} / bare, server capacity (1 / CPU per request)", f"{capacity:.0%}",
+                     _verdict(capacity >= 0.60, ">= 60%")))
+    rows.append((f"  (medians of {args.rounds} alternating rounds, each <= {args.requests:,} "
+                 f"requests or {args.seconds:g} s)", "", ""))
+
+
+async def _asgi(app: Any, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    """One request straight into an ASGI app: no client library, no server, no socket."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "root_path": "", "client": (HOST, 1), "server": ("sim", 80),
+             "headers": [(b"host", b"sim"), (b"authorization", AUTH["Authorization"].encode()),
+                         (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+    out: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        out.append(message)
+
+    await app(scope, receive, send)
+    return out[0]["status"], b"".join(m.get("body", b"") for m in out[1:])
+
+
+def bench_breakdown(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> None:
+    """Server-side CPU per request without uvicorn, to show where a request's time goes."""
+    from simulator import create_app
+
+    n = args.calls
+
+    async def cpu_per_call(app: Any, make: Callable[[int], tuple[str, str, bytes]]) -> float:
+        for i in range(200):
+            await _asgi(app, *make(-1 - i))
+        t0 = time.process_time()
+        for i in range(n):
+            status, _ = await _asgi(app, *make(i))
+            assert status == 200, status
+        return (time.process_time() - t0) / n * 1e3
+
+    async def run() -> dict[str, float]:
+        sim = create_app()
+        _, paid = await _asgi(sim, "POST", "/v2/payments", payment_body(10**8))
+        order_id = json.loads(paid)["payment"]["order_id"]
+        _, order = await _asgi(sim, "GET", f"/v2/orders/{order_id}")
+        bare = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+        @bare.post("/v2/payments")
+        async def create(request: Request) -> Response:
+            await request.body()
+            return Response(paid, media_type="application/json")
+
+        @bare.get("/v2/orders/{order_id}")
+        async def retrieve(order_id: str) -> Response:
+            return Response(order, media_type="application/json")
+
+        engine = sim.state.store.merchant(TOKEN).engine
+        real_create, spent = engine.create_payment, [0.0]
+
+        def timed_create(request: Any) -> Any:  # CPU spent inside the engine command
+            t0 = time.process_time()
+            try:
+                return real_create(request)
+            finally:
+                spent[0] += time.process_time() - t0
+
+        engine.create_payment = timed_create
+        out = {
+            "sim_create": await cpu_per_call(sim, lambda i: ("POST", "/v2/payments", payment_body(i))),
+            "engine_create": spent[0] / n * 1e3,
+            "bare_create": await cpu_per_call(bare, lambda i: ("POST", "/v2/payments", payment_body(i))),
+            "sim_get": await cpu_per_call(sim, lambda i: ("GET", f"/v2/orders/{order_id}", b"")),
+            "bare_get": await cpu_per_call(bare, lambda i: ("GET", f"/v2/orders/{order_id}", b"")),
+        }
+        from simulator.store import SimulatorConfig
+
+        quiet = create_app(SimulatorConfig(webhooks=False))  # the engine records no events
+        out["noevents_create"] = await cpu_per_call(
+            quiet, lambda i: ("POST", "/v2/payments", payment_body(3 * 10**8 + i)))
+        canned = json.loads(paid)["payment"]
+        sim.state.store.merchant(TOKEN).engine.create_payment = lambda request: canned
+        out["stub_create"] = await cpu_per_call(
+            sim, lambda i: ("POST", "/v2/payments", payment_body(2 * 10**8 + i)))
+        return out
+
+    r = asyncio.run(run())
+    rows.append(("Server CPU per request without uvicorn (direct ASGI call)", "", ""))
+    rows.append(("  CreatePayment: simulator / bare route",
+                 f"{r['sim_create']:.3f} / {r['bare_create']:.3f} ms", ""))
+    rows.append(("    of which inside engine.create_payment (incl. webhook events)",
+                 f"{r['engine_create']:.3f} ms", ""))
+    rows.append(("    simulator with the engine call replaced by a canned answer",
+                 f"{r['stub_create']:.3f} ms", ""))
+    rows.append(("    simulator with webhook event recording off",
+                 f"{r['noevents_create']:.3f} ms", ""))
+    rows.append(("  RetrieveOrder: simulator / bare route",
+                 f"{r['sim_get']:.3f} / {r['bare_get']:.3f} ms", ""))
+
+
+def bench_inprocess_sdk(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+    from square import AsyncSquare, Square
+
+    from simulator import create_app
+
+    n = args.calls
+    app = create_app()
+    ro = {"max_retries": 0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tc = TestClient(app, headers=AUTH)
+        sdk = Square(token=TOKEN, base_url="http://testserver", httpx_client=tc)
+        pid = sdk.payments.create(source_id="cnon:card-nonce-ok", idempotency_key="p",
+                                  amount_money={"amount": 1000, "currency": "USD"},
+                                  request_options=ro).payment.id
+        sync_sdk = _p50(lambda: sdk.payments.get(pid, request_options=ro), n)
+        sync_raw = _p50(lambda: tc.get(f"/v2/payments/{pid}"), n)
+        tc.close()
+    engine = app.state.store.merchant(TOKEN).engine
+    engine_call = _p50(lambda: engine.get_payment(pid), n * 10) * 1e3  # in µs
+
+    async def async_part() -> tuple[float, float]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://sim", headers=AUTH) as http:
+            asq = AsyncSquare(token=TOKEN, base_url="http://sim", httpx_client=http)
+            a_sdk = await _ap50(lambda: asq.payments.get(pid, request_options=ro), n)
+            a_raw = await _ap50(lambda: http.get(f"/v2/payments/{pid}"), n)
+            return a_sdk, a_raw
+
+    async_sdk, async_raw = asyncio.run(async_part())
+    parse = _sdk_parse_cost(pid, app, n)
+    rows.append(("SDK payments.get p50, AsyncSquare + ASGITransport", f"{async_sdk:.3f} ms",
+                 _verdict(async_sdk < 1.0, "< 1 ms")))
+    rows.append(("  same request without the SDK (httpx + ASGITransport)", f"{async_raw:.3f} ms", ""))
+    rows.append(("SDK payments.get p50, Square + starlette TestClient", f"{sync_sdk:.3f} ms",
+                 _verdict(sync_sdk < 1.0, "< 1 ms")))
+    rows.append(("  same request without the SDK (TestClient)", f"{sync_raw:.3f} ms", ""))
+    rows.append(("  SDK response parsing alone (GetPaymentResponse)", f"{parse:.3f} ms", ""))
+    rows.append(("  engine.get_payment alone", f"{engine_call:.1f} µs", ""))
+
+
+def _sdk_parse_cost(pid: str, app: Any, n: int) -> float:
+    """What the SDK spends turning the JSON into its models (construct_type)."""
+    from square.core.unchecked_base_model import construct_type
+    from square.types.get_payment_response import GetPaymentResponse
+
+    body = {"payment": app.state.store.merchant(TOKEN).engine.get_payment(pid)}
+    return _p50(lambda: construct_type(type_=GetPaymentResponse, object_=body), n)
+
+
+def build_orders(engine: Any, total: int) -> float:
+    """``total`` orders through the engine's own commands: one in ten DRAFT, one in five
+    canceled, the rest OPEN, spread over time."""
+    t0 = time.perf_counter()
+    line = [{"name": "Coffee", "quantity": "1", "base_price_money": {"amount": 450, "currency": "USD"}}]
+    for i in range(total):
+        state = "DRAFT" if i % 10 == 0 else "OPEN"
+        o = engine.create_order({"location_id": "main", "line_items": line, "state": state,
+                                 "customer_id": f"C{i % 1000}"})
+        if i % 5 == 1:
+            engine.update_order(o["id"], {"version": 1, "state": "CANCELED"})
+        if i % 100 == 99:
+            engine.clock.advance(7)
+    return time.perf_counter() - t0
+
+
+def bench_search(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> None:
+    from orderfsm.simulator import running
+    from simulator import create_app
+    from simulator.store import SimulatorConfig
+
+    app = create_app(SimulatorConfig(log_requests=False))
+    merchant = app.state.store.merchant(TOKEN)
+    engine = merchant.engine
+    built = build_orders(engine, args.orders)
+    engine.drain_events()  # webhook events recorded while building; nobody subscribed
+    counts = {s: engine.order_index.count(engine.main_location_id, s, "created_at")
+              for s in ("OPEN", "DRAFT", "CANCELED")}
+    queries = {
+        "state_filter OPEN, limit 100": {"limit": 100, "query": {
+            "filter": {"state_filter": {"states": ["OPEN"]}},
+            "sort": {"sort_field": "CREATED_AT", "sort_order": "DESC"}}},
+        "default query (limit 500)": {},
+    }
+    n = args.search_calls
+
+    def forget() -> None:  # drop the per-merchant cache of rendered orders
+        merchant.extra.pop("order_json", None)
+
+    results: dict[str, dict[str, float]] = {name: {} for name in queries}
+
+    async def inprocess() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://sim", headers=AUTH) as http:
+            for name, q in queries.items():
+                async def cold() -> Any:
+                    forget()
+                    return await http.post("/v2/orders/search", json=q)
+
+                async def warm() -> Any:
+                    return await http.post("/v2/orders/search", json=q)
+
+                r = await warm()
+                results[name]["orders"] = len(r.json()["orders"])
+                results[name]["cold"] = await _ap50(cold, n, warmup=2)
+                results[name]["warm"] = await _ap50(warm, n, warmup=2)
+
+    asyncio.run(inprocess())
+    with running(app=app) as url, httpx.Client(base_url=url, headers=AUTH) as http:
+        for name, q in queries.items():
+            results[name]["socket"] = _p50(lambda: http.post("/v2/orders/search", json=q), n,
+                                           warmup=3)
+    rows.append((f"SearchOrders, {args.orders:,} orders in one merchant",
+                 f"built in {built:.1f} s via Engine ({counts['OPEN']:,} OPEN, "
+                 f"{counts['DRAFT']:,} DRAFT, {counts['CANCELED']:,} CANCELED)", ""))
+    for name, r in results.items():
+        rows.append((f"  {name}: p50 in-process, raw HTTP (ASGITransport)",
+                     f"{r['warm']:.2f} ms ({r['orders']:.0f} orders)",
+                     _verdict(r["warm"] < 20, "< 20 ms")))
+        rows.append((f"    same, every call renders its page afresh (cache dropped)",
+                     f"{r['cold']:.2f} ms", _verdict(r["cold"] < 20, "< 20 ms")))
+        rows.append((f"    same, over the uvicorn socket", f"{r['socket']:.2f} ms", ""))
+    loc = [engine.main_location_id]
+    page = engine.search_orders(location_ids=loc, limit=500)[0]
+    walk = _p50(lambda: engine.search_orders(location_ids=loc, limit=500), n, warmup=3)
+    render = _p50(lambda: [engine.render_order(o) for o in page], n, warmup=3)
+    rendered = [engine.render_order(o) for o in page]
+    encode = _p50(lambda: [json.dumps(o, separators=(",", ":")).encode() for o in rendered], n,
+                  warmup=3)
+    rows.append(("  limit 500 parts: index walk / render_order x500 / JSON-encode x500",
+                 f"{walk:.2f} / {render:.2f} / {encode:.2f} ms", ""))
+
+
+def _verdict(ok: bool, target: str) -> str:
+    return f"{'met' if ok else 'MISSED'} ({target})"
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    print(f"{'measure':<{w1}}  {'result':<{w2}}  target")
+    print(f"{'-' * w1}  {'-' * w2}  {'-' * 16}")
+    for a, b, c in rows:
+        print(f"{a:<{w1}}  {b:<{w2}}  {c}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=20_000, help="max requests per throughput run")
+    ap.add_argument("--seconds", type=float, default=4.0, help="max seconds per throughput run")
+    ap.add_argument("--connections", type=int, default=1,
+                    help="keep-alive connections (one client thread each)")
+    ap.add_argument("--warmup", type=int, default=300, help="unmeasured requests before each run")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating simulator/bare rounds per throughput figure (median kept)")
+    ap.add_argument("--calls", type=int, default=2000, help="calls per in-process p50")
+    ap.add_argument("--orders", type=int, default=100_000, help="orders for the search benchmark")
+    ap.add_argument("--search-calls", type=int, default=40, help="calls per search p50")
+    ap.add_argument("--quick", action="store_true", help="a short smoke run")
+    ap.add_argument("--only", choices=["throughput", "breakdown", "sdk", "search"], action="append",
+                    help="run only these parts (repeatable)")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.requests, args.seconds, args.warmup, args.rounds = 500, 1.0, 50, 1
+        args.calls, args.orders, args.search_calls = 200, 5_000, 10
+    parts = args.only or ["throughput", "breakdown", "sdk", "search"]
+    rows: list[tuple[str, str, str]] = []
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), uvicorn {UVICORN}, "
+          f"{args.connections} connection(s)\n", flush=True)
+    if "throughput" in parts:
+        bench_throughput(args, rows)
+    if "breakdown" in parts:
+        bench_breakdown(args, rows)
+    if "sdk" in parts:
+        bench_inprocess_sdk(args, rows)
+    if "search" in parts:
+        bench_search(args, rows)
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

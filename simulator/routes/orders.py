@@ -49,7 +49,8 @@ def _order_json(m: Any, rec: dict) -> bytes:
 @router.post("/v2/orders")
 async def create_order(request: Request):
     m = merchant_of(request)
-    body = await read_body(request, "CreateOrderRequest")
+    # A missing location is the engine's rule (order.location_required), not a blank string.
+    body = await read_body(request, "CreateOrderRequest", frozenset({"order.location_id"}))
     if body.get("order") is None:  # optional in the spec, but there is nothing to create without it
         raise SquareError(400, [ErrorDetail("INVALID_REQUEST_ERROR", "MISSING_REQUIRED_PARAMETER",
                                             "Field must be set", "order")])
@@ -99,7 +100,9 @@ async def search_orders(request: Request):
         raise violation("api.too_many_ids", maximum=10, field="location_ids")
     known = []
     for loc in locations:
-        if loc in engine.locations:
+        if loc == "main":
+            known.append(engine.main_location_id)
+        elif loc in engine.locations:
             known.append(loc)
         else:
             raise violation("location.not_found", id=loc, field="location_ids")

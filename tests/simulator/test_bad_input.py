@@ -102,7 +102,7 @@ CASES = [
     # ---- missing required fields
     ("POST", "/v2/orders", {"idempotency_key": "k"}, "MISSING_REQUIRED_PARAMETER", "order"),
     # Required strings with a minimum length answer VALUE_EMPTY, as Square does for source_id.
-    ("POST", "/v2/orders", {"order": {"line_items": []}}, "VALUE_EMPTY", "order.location_id"),
+    ("POST", "/v2/orders", {"order": {"line_items": []}}, "MISSING_REQUIRED_PARAMETER", "order.location_id"),
     ("POST", "/v2/orders", {"order": {"location_id": "main", "line_items": [{"name": "x"}]}},
      "VALUE_EMPTY", "order.line_items[0].quantity"),
     ("POST", "/v2/orders", {"order": {"location_id": "main", "fulfillments": [{"type": "PICKUP"}]}},

@@ -146,3 +146,30 @@ def query_sort_order(value: str | None, field: str = "sort_order") -> bool:
             "INVALID_REQUEST_ERROR", "INVALID_ENUM_VALUE",
             f"`{value}` is not a valid enum value for `{field}`.", field)])
     return value == "DESC"
+
+
+_YEAR_SECONDS = 365 * 24 * 3600
+
+
+def list_window(now: Any, q: Mapping[str, Any]) -> tuple[str, str | None, bool, int]:
+    """The time window, direction and page size of a GET list endpoint (ListPayments,
+    ListPaymentRefunds): ``begin_time`` defaults to one year before ``now``."""
+    start = query_time(q.get("begin_time"), "begin_time") or rfc3339(
+        now.fromtimestamp(now.timestamp() - _YEAR_SECONDS, now.tzinfo))
+    end = query_time(q.get("end_time"), "end_time")
+    return start, end, query_sort_order(q.get("sort_order")), query_limit(q.get("limit"), 100, 100)
+
+
+def list_shape(q: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """What a list cursor is bound to: the query without its paging, and the list's name."""
+    shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
+    shape["_list"] = name
+    return shape
+
+
+def page_response(name: str, page: list, nxt: tuple[str, str] | None, shape: Any) -> Response:
+    out: dict[str, Any] = {name: page}
+    if nxt is not None:
+        out["cursor"] = encode_cursor(nxt, shape)
+    return json_response(out)
+

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from orderfsm.clock import rfc3339
-from orderfsm.errors import ErrorDetail, SquareError
-
-from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, query_limit,
-                    query_sort_order, query_time, read_body, strip_nulls)
+from ..http import (decode_cursor, execute, json_response, list_shape, list_window, merchant_of,
+                    page_response, read_body, strip_nulls)
 from ..validation import validate_query
 
 router = APIRouter()
-_YEAR_SECONDS = 365 * 24 * 3600
 
 
 @router.post("/v2/payments")
@@ -28,12 +24,7 @@ async def list_payments(request: Request):
     m = merchant_of(request)
     q = validate_query("ListPayments", request.query_params)
     engine = m.engine
-    now = engine.now()
-    start = query_time(q.get("begin_time"), "begin_time") or rfc3339(
-        now.fromtimestamp(now.timestamp() - _YEAR_SECONDS, now.tzinfo))
-    end = query_time(q.get("end_time"), "end_time")
-    descending = query_sort_order(q.get("sort_order"))
-    limit = query_limit(q.get("limit"), 100, 100)
+    start, end, descending, limit = list_window(engine.now(), q)
     filters = {k: q[k] for k in ("total", "last_4", "card_brand") if q.get(k) is not None}
 
     def keep(p: dict) -> bool:
@@ -46,16 +37,12 @@ async def list_payments(request: Request):
             return False
         return True
 
-    shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
-    shape["_list"] = "payments"  # a refunds cursor is not a payments cursor
-    after = decode_cursor(q.get("cursor"), shape)
+    shape = list_shape(q, "payments")
     page, nxt = engine.list_payments(start=start, end=end, location_id=q.get("location_id"),
-                                     descending=descending, limit=limit, after=after,
+                                     descending=descending, limit=limit,
+                                     after=decode_cursor(q.get("cursor"), shape),
                                      keep=keep if filters else None)
-    out: dict = {"payments": page}
-    if nxt is not None:
-        out["cursor"] = encode_cursor(nxt, shape)
-    return json_response(out)
+    return page_response("payments", page, nxt, shape)
 
 
 @router.post("/v2/payments/cancel")

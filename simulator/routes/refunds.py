@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from orderfsm.clock import rfc3339
 from orderfsm.errors import ErrorDetail, SquareError
 
-from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, query_limit,
-                    query_sort_order, query_time, read_body, strip_nulls)
+from ..http import (decode_cursor, execute, json_response, list_shape, list_window, merchant_of,
+                    page_response, read_body, strip_nulls)
 from ..validation import validate_query
 
 router = APIRouter()
 _KEY_MAX = 45  # RefundPayment keys, as for the other Payments API keys
-_YEAR_SECONDS = 365 * 24 * 3600
 
 
 @router.post("/v2/refunds")
@@ -34,12 +32,7 @@ async def list_refunds(request: Request):
     m = merchant_of(request)
     q = validate_query("ListPaymentRefunds", request.query_params)
     engine = m.engine
-    now = engine.now()
-    start = query_time(q.get("begin_time"), "begin_time") or rfc3339(
-        now.fromtimestamp(now.timestamp() - _YEAR_SECONDS, now.tzinfo))
-    end = query_time(q.get("end_time"), "end_time")
-    descending = query_sort_order(q.get("sort_order"))
-    limit = query_limit(q.get("limit"), 100, 100)
+    start, end, descending, limit = list_window(engine.now(), q)
     status = q.get("status")
     source_type = q.get("source_type")
 
@@ -52,16 +45,12 @@ async def list_refunds(request: Request):
                 return False
         return True
 
-    shape = {k: v for k, v in q.items() if k not in ("cursor", "limit")}
-    shape["_list"] = "refunds"  # a payments cursor is not a refunds cursor
-    after = decode_cursor(q.get("cursor"), shape)
+    shape = list_shape(q, "refunds")
     page, nxt = engine.list_refunds(
         start=start, end=end, location_id=q.get("location_id"), descending=descending,
-        limit=limit, after=after, keep=keep if (status or source_type) else None)
-    out: dict = {"refunds": page}
-    if nxt is not None:
-        out["cursor"] = encode_cursor(nxt, shape)
-    return json_response(out)
+        limit=limit, after=decode_cursor(q.get("cursor"), shape),
+        keep=keep if (status or source_type) else None)
+    return page_response("refunds", page, nxt, shape)
 
 
 @router.get("/v2/refunds/{refund_id}")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping
 
 from .clock import Clock, ManualClock, format_duration, parse_duration, parse_rfc3339, rfc3339

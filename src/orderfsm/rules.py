@@ -10,7 +10,7 @@ The engine raises errors only through :func:`violation`, so a rejection always n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Iterable, Mapping
 

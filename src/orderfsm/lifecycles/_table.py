@@ -8,7 +8,7 @@ as models (a machine per record costs tens of microseconds and kilobytes each).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from transitions import Machine, MachineError

@@ -36,7 +36,7 @@ LINES = st.lists(st.tuples(st.integers(1, 3), st.sampled_from([1000, 250, 1999, 
                  min_size=1, max_size=2)
 ORDER_STATE = st.sampled_from(["OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "DRAFT"])
 ORDER_FLAW = st.sampled_from([None, None, None, None, None, None, "two_fulfillments",
-                              "negative_price"])
+                              "negative_price", "no_location"])
 FULFILLMENT_STATES = st.sampled_from(["CANCELED", "RESERVED", "PREPARED", "COMPLETED", "FAILED",
                                       "PROPOSED"])
 
@@ -146,7 +146,7 @@ class ConformanceMachine(RuleBasedStateMachine):
     def _create_order(self, lines: list[tuple[int, int]], pickup: bool, state: str,
                       flaw: str | None) -> None:
         label = self.session.next_label("o")
-        order: dict[str, Any] = {"location_id": LOCATION}
+        order: dict[str, Any] = {} if flaw == "no_location" else {"location_id": LOCATION}
         items = [{"uid": self._uid("li"), "name": f"Item {k}", "quantity": str(qty),
                   "base_price_money": self._money(price)}
                  for k, (qty, price) in enumerate(lines, start=1)]
@@ -162,9 +162,10 @@ class ConformanceMachine(RuleBasedStateMachine):
                  "pickup_details": dict(PICKUP_DETAILS)} for k in range(1, count + 1)]
         if state == "DRAFT":
             order["state"] = "DRAFT"
-        rules = ["order.version_increments"]
-        if flaw == "two_fulfillments":
-            rules = ["order.one_fulfillment"]
+        rules = {"two_fulfillments": ["order.one_fulfillment"],
+                 "no_location": ["order.location_required"],
+                 "negative_price": ["money.non_negative"],
+                 }.get(flaw or "", ["order.version_increments"])
         step = self.session.step(
             Call("orders", "create", (), {"order": order, "idempotency_key": KEY},
                  (Produce(label),)), rules=rules)

@@ -80,7 +80,8 @@ class Report:
             "examples_per_second": round(self.examples_per_second, 2),
             "variants": dict(self.variants),
             "server": dict(self.server),
-            "rules": [{"rule": rid, **stats.to_json()} for rid, stats in sorted(self.rules.items())],
+            "rules": [{"rule": rid, **stats.to_json()}
+                      for rid, stats in sorted(self.rules.items())],
             "divergences": [d.to_json() for d in self.divergences],
         }
 
@@ -102,14 +103,16 @@ class Report:
         changed = {k: v for k, v in self.variants.items()
                    if k in VARIANTS and v != VARIANTS[k][1].default}
         if changed:
-            console.print(Text("oracle variants: " + ", ".join(f"{k}={v}" for k, v in changed.items())))
+            console.print(Text("oracle variants: "
+                               + ", ".join(f"{k}={v}" for k, v in changed.items())))
         if self.ok:
             console.print(Text("no divergence", style="bold green"))
             return
         console.print(Text(f"{len(self.divergences)} divergence(s)", style="bold red"))
         for d in self.divergences:
             console.print(Text(f"\n{d.rule_id}", style="bold red")
-                          + Text(f"  ({d.attributed_by}{', flaky' if d.flaky else ''}): {d.summary}"))
+                          + Text(f"  ({d.attributed_by}{', flaky' if d.flaky else ''}): "
+                                 f"{d.summary}"))
             console.print(Text("minimal sequence, as a script (python snippet.py):", style="dim"))
             console.print(d.snippet, markup=False, highlight=False, soft_wrap=True)
 
@@ -163,7 +166,8 @@ class VariantReport:
         notes = []
         for f in self.findings:
             if f.status == "detected":
-                value = Text(f.detected or "", style="green" if f.detected == f.default else "yellow")
+                style = "green" if f.detected == f.default else "yellow"
+                value = Text(f.detected or "", style=style)
             else:
                 value = Text(f.status, style="bold red")
                 why = "; ".join(f"{v}: {d}" for v, d in f.differences.items() if v not in f.matches)

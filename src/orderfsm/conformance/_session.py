@@ -34,7 +34,8 @@ class Mismatch:
         if self.what == "outcome":
             return f"orderfsm {_verdict(self.expected)}; the server {_verdict(self.actual)}"
         if self.what == "error":
-            return f"error differs: orderfsm {_error_text(self.expected)}, server {_error_text(self.actual)}"
+            return (f"error differs: orderfsm {_error_text(self.expected)}, "
+                    f"server {_error_text(self.actual)}")
         if self.what == "response":
             return (f"the response {'lacks' if self.expected else 'has'} the {self.kind} object "
                     f"orderfsm {'returns' if self.expected else 'does not return'}")

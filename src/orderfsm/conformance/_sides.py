@@ -112,9 +112,6 @@ class Outcome:
     detail: str | None = None
     rule_id: str | None = None  # oracle only
 
-    def error_key(self) -> tuple[Any, ...]:
-        return (self.status, self.category, self.code, self.field)
-
     def summary(self) -> dict[str, Any]:
         if self.ok:
             return {"accepted": True}
@@ -126,9 +123,8 @@ class Outcome:
 
 
 class _Side:
-    name = "side"
-
-    def __init__(self) -> None:
+    def __init__(self, location_id: str) -> None:
+        self.location_id = location_id
         self.ids: dict[str, str] = {}  # label -> this side's id
         self.labels: dict[str, str] = {}  # this side's id -> label
         self.first_tokens: dict[str, str | None] = {}
@@ -155,8 +151,6 @@ class _Side:
             return str(uuid.uuid4())
         raise TypeError(f"unknown marker {marker!r}")
 
-    location_id: str = ""
-
     def current_token(self, label: str) -> str | None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -174,12 +168,9 @@ class _Side:
 class OracleSide(_Side):
     """The orderfsm engine, called in-process with the same arguments the SDK would send."""
 
-    name = "oracle"
-
     def __init__(self, engine: Engine) -> None:
-        super().__init__()
+        super().__init__(engine.main_location_id)
         self.engine = engine
-        self.location_id = engine.main_location_id
 
     def current_token(self, label: str) -> str | None:
         return self.engine.payments[self.ids[label]].get("version_token")
@@ -300,13 +291,10 @@ def _json(r: httpx.Response) -> dict[str, Any]:
 class ServerSide(_Side):
     """A server driven through the official SDK, without retries."""
 
-    name = "server"
-
     def __init__(self, client: Any, control: Control | None, location_id: str) -> None:
-        super().__init__()
+        super().__init__(location_id)
         self.client = client
         self.control = control
-        self.location_id = location_id
 
     def _sdk(self, resource: str, method: str, *args: Any, **kwargs: Any) -> Any:
         fn = getattr(getattr(self.client, resource), method)

@@ -85,7 +85,8 @@ def expect_error(res, status, category, code, field):
 
 
 def expect_value(what, actual, expected):
-    assert actual == expected, f"{{RULE}}: {{what}} is {{actual!r}}; orderfsm expects {{expected!r}}"
+    assert actual == expected, (
+        f"{{RULE}}: {{what}} is {{actual!r}}; orderfsm expects {{expected!r}}")
 '''
 
 

@@ -78,7 +78,7 @@ def test_simulator_conforms_to_its_own_engine() -> None:
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_non_default_variant_conforms_when_the_oracle_assumes_it(name: str) -> None:
     value = NON_DEFAULT[name]
-    report = conform(quiet_app(**{name: value}), examples=15, seed=SEED,
+    report = conform(quiet_app(**{name: value}), examples=10, seed=SEED,
                      variants=[f"{name}={value}"])
     assert report.ok, failure_text(report)
     assert report.variants[name] == value
@@ -228,7 +228,7 @@ def _without_control_api(app: Any) -> Callable:
 
 
 def test_server_without_control_api_runs_without_clock_rules() -> None:
-    report = conform(_without_control_api(quiet_app()), examples=30, seed=SEED)
+    report = conform(_without_control_api(quiet_app()), examples=20, seed=SEED)
     assert report.ok, failure_text(report)
     assert report.server["clock"] is False and report.server["reset"] is False
     # The simulator takes any token, so the run used a fresh merchant of its own.

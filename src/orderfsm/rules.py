@@ -155,11 +155,7 @@ class Rule:
             "source": self.source_urls,
             "confidence": str(self.confidence),
             "error": self.error.to_json() if self.error else None,
-            "variants": (
-                {"name": self.variant.name, "values": list(self.variant.values),
-                 "default": self.variant.default, "meanings": dict(self.variant.values)}
-                if self.variant else None
-            ),
+            "variants": self.variant.to_json() if self.variant else None,
             "example": self.example,
         }
 

@@ -13,6 +13,10 @@ ROOTS = [
     "UpdatePaymentRequest", "CompletePaymentRequest", "CancelPaymentByIdempotencyKeyRequest",
     "RefundPaymentRequest", "CreateWebhookSubscriptionRequest", "UpdateWebhookSubscriptionRequest",
     "UpdateWebhookSubscriptionSignatureKeyRequest", "TestWebhookSubscriptionRequest",
+    "UpsertCatalogObjectRequest", "BatchUpsertCatalogObjectsRequest",
+    "BatchRetrieveCatalogObjectsRequest", "BatchDeleteCatalogObjectsRequest",
+    "SearchCatalogObjectsRequest", "SearchCatalogItemsRequest", "UpdateItemTaxesRequest",
+    "UpdateItemModifierListsRequest",
 ]
 
 SCHEMAS = {
@@ -59,11 +63,32 @@ SCHEMAS = {
             "last_name": {"type": "string", "nullable": True},
         },
     },
+    "BatchDeleteCatalogObjectsRequest": {
+        "required": ["object_ids"],
+        "properties": {"object_ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "BatchRetrieveCatalogObjectsRequest": {
+        "required": ["object_ids"],
+        "properties": {
+            "object_ids": {"type": "array", "items": {"type": "string"}},
+            "include_related_objects": {"type": "boolean", "nullable": True},
+            "catalog_version": {"type": "integer", "format": "int64", "nullable": True},
+            "include_deleted_objects": {"type": "boolean", "nullable": True},
+            "include_category_path_to_root": {"type": "boolean", "nullable": True},
+        },
+    },
     "BatchRetrieveOrdersRequest": {
         "required": ["order_ids"],
         "properties": {
             "location_id": {"type": "string", "nullable": True},
             "order_ids": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "BatchUpsertCatalogObjectsRequest": {
+        "required": ["idempotency_key", "batches"],
+        "properties": {
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
+            "batches": {"type": "array", "items": {"type": "object", "$ref": "CatalogObjectBatch"}},
         },
     },
     "CalculateOrderRequest": {
@@ -86,6 +111,769 @@ SCHEMAS = {
         "properties": {
             "buyer_supplied_money": {"type": "object", "$ref": "Money"},
             "change_back_money": {"type": "object", "$ref": "Money", "nullable": True},
+        },
+    },
+    "CatalogAvailabilityPeriod": {
+        "properties": {
+            "start_local_time": {"type": "string", "nullable": True},
+            "end_local_time": {"type": "string", "nullable": True},
+            "day_of_week": {
+                "type": "string",
+                "enum": ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogCategory": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 255, "nullable": True},
+            "image_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "category_type": {
+                "type": "string",
+                "enum": ["REGULAR_CATEGORY", "MENU_CATEGORY", "KITCHEN_CATEGORY"],
+                "nullable": True,
+            },
+            "parent_category": {
+                "type": "object",
+                "$ref": "CatalogObjectCategory",
+                "nullable": True,
+            },
+            "is_top_level": {"type": "boolean", "nullable": True},
+            "channels": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "availability_period_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "online_visibility": {"type": "boolean", "nullable": True},
+            "ecom_seo_data": {"type": "object", "$ref": "CatalogEcomSeoData", "nullable": True},
+            "path_to_root": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CategoryPathToRootNode"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogCustomAttributeDefinition": {
+        "required": ["type", "name", "allowed_object_types"],
+        "properties": {
+            "type": {"type": "string", "enum": ["STRING", "BOOLEAN", "NUMBER", "SELECTION"]},
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+            "description": {"type": "string", "maxLength": 255, "nullable": True},
+            "source_application": {"type": "object", "$ref": "SourceApplication", "nullable": True},
+            "allowed_object_types": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": [
+                        "ITEM", "IMAGE", "CATEGORY", "ITEM_VARIATION", "TAX", "DISCOUNT",
+                        "MODIFIER_LIST", "MODIFIER", "PRICING_RULE", "PRODUCT_SET", "TIME_PERIOD",
+                        "MEASUREMENT_UNIT", "SUBSCRIPTION_PLAN_VARIATION", "ITEM_OPTION",
+                        "ITEM_OPTION_VAL", "CUSTOM_ATTRIBUTE_DEFINITION", "QUICK_AMOUNTS_SETTINGS",
+                        "SUBSCRIPTION_PLAN", "AVAILABILITY_PERIOD",
+                    ],
+                },
+            },
+            "seller_visibility": {
+                "type": "string",
+                "enum": ["SELLER_VISIBILITY_HIDDEN", "SELLER_VISIBILITY_READ_WRITE_VALUES"],
+                "nullable": True,
+            },
+            "app_visibility": {
+                "type": "string",
+                "enum": [
+                    "APP_VISIBILITY_HIDDEN", "APP_VISIBILITY_READ_ONLY",
+                    "APP_VISIBILITY_READ_WRITE_VALUES",
+                ],
+                "nullable": True,
+            },
+            "string_config": {
+                "type": "object",
+                "$ref": "CatalogCustomAttributeDefinitionStringConfig",
+                "nullable": True,
+            },
+            "number_config": {
+                "type": "object",
+                "$ref": "CatalogCustomAttributeDefinitionNumberConfig",
+                "nullable": True,
+            },
+            "selection_config": {
+                "type": "object",
+                "$ref": "CatalogCustomAttributeDefinitionSelectionConfig",
+                "nullable": True,
+            },
+            "key": {"type": "string", "minLength": 1, "maxLength": 60, "nullable": True},
+        },
+    },
+    "CatalogCustomAttributeDefinitionNumberConfig": {
+        "properties": {"precision": {"type": "integer", "maximum": 5, "nullable": True}},
+    },
+    "CatalogCustomAttributeDefinitionSelectionConfig": {
+        "properties": {
+            "max_allowed_selections": {"type": "integer", "maximum": 100, "nullable": True},
+            "allowed_selections": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "$ref": "CatalogCustomAttributeDefinitionSelectionConfigCustomAttributeSelection",
+                },
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogCustomAttributeDefinitionSelectionConfigCustomAttributeSelection": {
+        "required": ["name"],
+        "properties": {
+            "uid": {"type": "string", "nullable": True},
+            "name": {"type": "string", "minLength": 1, "maxLength": 255},
+        },
+    },
+    "CatalogCustomAttributeDefinitionStringConfig": {
+        "properties": {"enforce_uniqueness": {"type": "boolean", "nullable": True}},
+    },
+    "CatalogCustomAttributeValue": {
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "string_value": {"type": "string", "nullable": True},
+            "number_value": {"type": "string", "nullable": True},
+            "boolean_value": {"type": "boolean", "nullable": True},
+            "selection_uid_values": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogDiscount": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 255, "nullable": True},
+            "discount_type": {
+                "type": "string",
+                "enum": [
+                    "FIXED_PERCENTAGE", "FIXED_AMOUNT", "VARIABLE_PERCENTAGE", "VARIABLE_AMOUNT",
+                ],
+                "nullable": True,
+            },
+            "percentage": {"type": "string", "nullable": True},
+            "amount_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "pin_required": {"type": "boolean", "nullable": True},
+            "label_color": {"type": "string", "nullable": True},
+            "modify_tax_basis": {
+                "type": "string",
+                "enum": ["MODIFY_TAX_BASIS", "DO_NOT_MODIFY_TAX_BASIS"],
+                "nullable": True,
+            },
+            "maximum_amount_money": {"type": "object", "$ref": "Money", "nullable": True},
+        },
+    },
+    "CatalogEcomSeoData": {
+        "properties": {
+            "page_title": {"type": "string", "nullable": True},
+            "page_description": {"type": "string", "nullable": True},
+            "permalink": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogImage": {
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "url": {"type": "string", "nullable": True},
+            "caption": {"type": "string", "nullable": True},
+            "photo_studio_order_id": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogItem": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 512, "nullable": True},
+            "description": {"type": "string", "maxLength": 4096, "nullable": True},
+            "abbreviation": {"type": "string", "maxLength": 24, "nullable": True},
+            "label_color": {"type": "string", "nullable": True},
+            "is_taxable": {"type": "boolean", "nullable": True},
+            "category_id": {"type": "string", "nullable": True},
+            "tax_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "modifier_list_info": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogItemModifierListInfo"},
+                "nullable": True,
+            },
+            "variations": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogObject"},
+                "nullable": True,
+            },
+            "product_type": {
+                "type": "string",
+                "enum": [
+                    "REGULAR", "GIFT_CARD", "APPOINTMENTS_SERVICE", "FOOD_AND_BEV", "EVENT",
+                    "DIGITAL", "DONATION", "LEGACY_SQUARE_ONLINE_SERVICE",
+                    "LEGACY_SQUARE_ONLINE_MEMBERSHIP",
+                ],
+                "nullable": True,
+            },
+            "skip_modifier_screen": {"type": "boolean", "nullable": True},
+            "item_options": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogItemOptionForItem"},
+                "nullable": True,
+            },
+            "ecom_uri": {"type": "string", "nullable": True},
+            "ecom_image_uris": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "image_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "sort_name": {"type": "string", "nullable": True},
+            "categories": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogObjectCategory"},
+                "nullable": True,
+            },
+            "description_html": {"type": "string", "maxLength": 65535, "nullable": True},
+            "channels": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "is_archived": {"type": "boolean", "nullable": True},
+            "ecom_seo_data": {"type": "object", "$ref": "CatalogEcomSeoData", "nullable": True},
+            "food_and_beverage_details": {
+                "type": "object",
+                "$ref": "CatalogItemFoodAndBeverageDetails",
+                "nullable": True,
+            },
+            "reporting_category": {
+                "type": "object",
+                "$ref": "CatalogObjectCategory",
+                "nullable": True,
+            },
+            "is_alcoholic": {"type": "boolean", "nullable": True},
+        },
+    },
+    "CatalogItemFoodAndBeverageDetails": {
+        "properties": {
+            "calorie_count": {"type": "integer", "nullable": True},
+            "dietary_preferences": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "$ref": "CatalogItemFoodAndBeverageDetailsDietaryPreference",
+                },
+                "nullable": True,
+            },
+            "ingredients": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogItemFoodAndBeverageDetailsIngredient"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogItemFoodAndBeverageDetailsDietaryPreference": {
+        "properties": {
+            "type": {"type": "string", "enum": ["STANDARD", "CUSTOM"], "nullable": True},
+            "standard_name": {
+                "type": "string",
+                "enum": [
+                    "DAIRY_FREE", "GLUTEN_FREE", "HALAL", "KOSHER", "NUT_FREE", "VEGAN",
+                    "VEGETARIAN",
+                ],
+                "nullable": True,
+            },
+            "custom_name": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogItemFoodAndBeverageDetailsIngredient": {
+        "properties": {
+            "type": {"type": "string", "enum": ["STANDARD", "CUSTOM"], "nullable": True},
+            "standard_name": {
+                "type": "string",
+                "enum": [
+                    "CELERY", "CRUSTACEANS", "EGGS", "FISH", "GLUTEN", "LUPIN", "MILK", "MOLLUSCS",
+                    "MUSTARD", "PEANUTS", "SESAME", "SOY", "SULPHITES", "TREE_NUTS",
+                ],
+                "nullable": True,
+            },
+            "custom_name": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogItemModifierListInfo": {
+        "required": ["modifier_list_id"],
+        "properties": {
+            "modifier_list_id": {"type": "string", "minLength": 1},
+            "modifier_overrides": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogModifierOverride"},
+                "nullable": True,
+            },
+            "min_selected_modifiers": {"type": "integer", "nullable": True},
+            "max_selected_modifiers": {"type": "integer", "nullable": True},
+            "enabled": {"type": "boolean", "nullable": True},
+            "ordinal": {"type": "integer", "nullable": True},
+            "allow_quantities": {"type": "string", "nullable": True},
+            "is_conversational": {"type": "string", "nullable": True},
+            "hidden_from_customer_override": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogItemOption": {
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "display_name": {"type": "string", "nullable": True},
+            "description": {"type": "string", "nullable": True},
+            "show_colors": {"type": "boolean", "nullable": True},
+            "values": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogObject"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogItemOptionForItem": {
+        "properties": {"item_option_id": {"type": "string", "nullable": True}},
+    },
+    "CatalogItemOptionValue": {
+        "properties": {
+            "item_option_id": {"type": "string", "nullable": True},
+            "name": {"type": "string", "nullable": True},
+            "description": {"type": "string", "nullable": True},
+            "color": {"type": "string", "nullable": True},
+            "ordinal": {"type": "integer", "nullable": True},
+        },
+    },
+    "CatalogItemOptionValueForItemVariation": {
+        "properties": {
+            "item_option_id": {"type": "string", "nullable": True},
+            "item_option_value_id": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogItemVariation": {
+        "properties": {
+            "item_id": {"type": "string", "nullable": True},
+            "name": {"type": "string", "nullable": True},
+            "sku": {"type": "string", "nullable": True},
+            "upc": {"type": "string", "nullable": True},
+            "pricing_type": {
+                "type": "string",
+                "enum": ["FIXED_PRICING", "VARIABLE_PRICING"],
+                "nullable": True,
+            },
+            "price_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "location_overrides": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "ItemVariationLocationOverrides"},
+                "nullable": True,
+            },
+            "track_inventory": {"type": "boolean", "nullable": True},
+            "inventory_alert_type": {
+                "type": "string",
+                "enum": ["NONE", "LOW_QUANTITY"],
+                "nullable": True,
+            },
+            "inventory_alert_threshold": {"type": "integer", "format": "int64", "nullable": True},
+            "user_data": {"type": "string", "maxLength": 255, "nullable": True},
+            "service_duration": {"type": "integer", "format": "int64", "nullable": True},
+            "available_for_booking": {"type": "boolean", "nullable": True},
+            "item_option_values": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogItemOptionValueForItemVariation"},
+                "nullable": True,
+            },
+            "measurement_unit_id": {"type": "string", "nullable": True},
+            "sellable": {"type": "boolean", "nullable": True},
+            "stockable": {"type": "boolean", "nullable": True},
+            "image_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "team_member_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "stockable_conversion": {
+                "type": "object",
+                "$ref": "CatalogStockConversion",
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogMeasurementUnit": {
+        "properties": {
+            "measurement_unit": {"type": "object", "$ref": "MeasurementUnit", "nullable": True},
+            "precision": {"type": "integer", "nullable": True},
+        },
+    },
+    "CatalogModifier": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 255, "nullable": True},
+            "price_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "on_by_default": {"type": "boolean", "nullable": True},
+            "ordinal": {"type": "integer", "nullable": True},
+            "modifier_list_id": {"type": "string", "nullable": True},
+            "location_overrides": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "ModifierLocationOverrides"},
+                "nullable": True,
+            },
+            "image_id": {"type": "string", "nullable": True},
+            "hidden_online": {"type": "boolean", "nullable": True},
+        },
+    },
+    "CatalogModifierList": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 255, "nullable": True},
+            "ordinal": {"type": "integer", "nullable": True},
+            "selection_type": {"type": "string", "enum": ["SINGLE", "MULTIPLE"], "nullable": True},
+            "modifiers": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogObject"},
+                "nullable": True,
+            },
+            "image_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "allow_quantities": {"type": "boolean", "nullable": True},
+            "is_conversational": {"type": "boolean", "nullable": True},
+            "modifier_type": {"type": "string", "enum": ["LIST", "TEXT"], "nullable": True},
+            "max_length": {"type": "integer", "nullable": True},
+            "text_required": {"type": "boolean", "nullable": True},
+            "internal_name": {"type": "string", "maxLength": 512, "nullable": True},
+            "min_selected_modifiers": {"type": "integer", "format": "int64", "nullable": True},
+            "max_selected_modifiers": {"type": "integer", "format": "int64", "nullable": True},
+            "hidden_from_customer": {"type": "boolean", "nullable": True},
+        },
+    },
+    "CatalogModifierOverride": {
+        "required": ["modifier_id"],
+        "properties": {
+            "modifier_id": {"type": "string", "minLength": 1},
+            "on_by_default": {"type": "boolean", "nullable": True},
+            "hidden_online_override": {"type": "string", "nullable": True},
+            "on_by_default_override": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogObject": {
+        "required": ["type", "id"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": [
+                    "ITEM", "IMAGE", "CATEGORY", "ITEM_VARIATION", "TAX", "DISCOUNT",
+                    "MODIFIER_LIST", "MODIFIER", "PRICING_RULE", "PRODUCT_SET", "TIME_PERIOD",
+                    "MEASUREMENT_UNIT", "SUBSCRIPTION_PLAN_VARIATION", "ITEM_OPTION",
+                    "ITEM_OPTION_VAL", "CUSTOM_ATTRIBUTE_DEFINITION", "QUICK_AMOUNTS_SETTINGS",
+                    "SUBSCRIPTION_PLAN", "AVAILABILITY_PERIOD",
+                ],
+            },
+            "id": {"type": "string", "minLength": 1},
+            "version": {"type": "integer", "format": "int64"},
+            "is_deleted": {"type": "boolean", "nullable": True},
+            "custom_attribute_values": {
+                "type": "object",
+                "additionalProperties": {"type": "object", "$ref": "CatalogCustomAttributeValue"},
+                "nullable": True,
+            },
+            "catalog_v1_ids": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogV1Id"},
+                "nullable": True,
+            },
+            "present_at_all_locations": {"type": "boolean", "nullable": True},
+            "present_at_location_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "absent_at_location_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "item_data": {"type": "object", "$ref": "CatalogItem", "nullable": True},
+            "category_data": {"type": "object", "$ref": "CatalogCategory", "nullable": True},
+            "item_variation_data": {
+                "type": "object",
+                "$ref": "CatalogItemVariation",
+                "nullable": True,
+            },
+            "tax_data": {"type": "object", "$ref": "CatalogTax", "nullable": True},
+            "discount_data": {"type": "object", "$ref": "CatalogDiscount", "nullable": True},
+            "modifier_list_data": {
+                "type": "object",
+                "$ref": "CatalogModifierList",
+                "nullable": True,
+            },
+            "modifier_data": {"type": "object", "$ref": "CatalogModifier", "nullable": True},
+            "time_period_data": {"type": "object", "$ref": "CatalogTimePeriod", "nullable": True},
+            "product_set_data": {"type": "object", "$ref": "CatalogProductSet", "nullable": True},
+            "pricing_rule_data": {"type": "object", "$ref": "CatalogPricingRule", "nullable": True},
+            "image_data": {"type": "object", "$ref": "CatalogImage", "nullable": True},
+            "measurement_unit_data": {
+                "type": "object",
+                "$ref": "CatalogMeasurementUnit",
+                "nullable": True,
+            },
+            "subscription_plan_data": {
+                "type": "object",
+                "$ref": "CatalogSubscriptionPlan",
+                "nullable": True,
+            },
+            "item_option_data": {"type": "object", "$ref": "CatalogItemOption", "nullable": True},
+            "item_option_value_data": {
+                "type": "object",
+                "$ref": "CatalogItemOptionValue",
+                "nullable": True,
+            },
+            "custom_attribute_definition_data": {
+                "type": "object",
+                "$ref": "CatalogCustomAttributeDefinition",
+                "nullable": True,
+            },
+            "quick_amounts_settings_data": {
+                "type": "object",
+                "$ref": "CatalogQuickAmountsSettings",
+                "nullable": True,
+            },
+            "subscription_plan_variation_data": {
+                "type": "object",
+                "$ref": "CatalogSubscriptionPlanVariation",
+                "nullable": True,
+            },
+            "availability_period_data": {
+                "type": "object",
+                "$ref": "CatalogAvailabilityPeriod",
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogObjectBatch": {
+        "required": ["objects"],
+        "properties": {
+            "objects": {"type": "array", "items": {"type": "object", "$ref": "CatalogObject"}},
+        },
+    },
+    "CatalogObjectCategory": {
+        "properties": {
+            "id": {"type": "string"},
+            "ordinal": {"type": "integer", "format": "int64", "nullable": True},
+        },
+    },
+    "CatalogPricingRule": {
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "time_period_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "discount_id": {"type": "string", "nullable": True},
+            "match_products_id": {"type": "string", "nullable": True},
+            "apply_products_id": {"type": "string", "nullable": True},
+            "exclude_products_id": {"type": "string", "nullable": True},
+            "valid_from_date": {"type": "string", "nullable": True},
+            "valid_from_local_time": {"type": "string", "nullable": True},
+            "valid_until_date": {"type": "string", "nullable": True},
+            "valid_until_local_time": {"type": "string", "nullable": True},
+            "exclude_strategy": {
+                "type": "string",
+                "enum": ["LEAST_EXPENSIVE", "MOST_EXPENSIVE"],
+                "nullable": True,
+            },
+            "minimum_order_subtotal_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "customer_group_ids_any": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogProductSet": {
+        "properties": {
+            "name": {"type": "string", "nullable": True},
+            "product_ids_any": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "product_ids_all": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "quantity_exact": {"type": "integer", "format": "int64", "nullable": True},
+            "quantity_min": {"type": "integer", "format": "int64", "nullable": True},
+            "quantity_max": {"type": "integer", "format": "int64", "nullable": True},
+            "all_products": {"type": "boolean", "nullable": True},
+        },
+    },
+    "CatalogQuery": {
+        "properties": {
+            "sorted_attribute_query": {
+                "type": "object",
+                "$ref": "CatalogQuerySortedAttribute",
+                "nullable": True,
+            },
+            "exact_query": {"type": "object", "$ref": "CatalogQueryExact", "nullable": True},
+            "set_query": {"type": "object", "$ref": "CatalogQuerySet", "nullable": True},
+            "prefix_query": {"type": "object", "$ref": "CatalogQueryPrefix", "nullable": True},
+            "range_query": {"type": "object", "$ref": "CatalogQueryRange", "nullable": True},
+            "text_query": {"type": "object", "$ref": "CatalogQueryText", "nullable": True},
+            "items_for_tax_query": {
+                "type": "object",
+                "$ref": "CatalogQueryItemsForTax",
+                "nullable": True,
+            },
+            "items_for_modifier_list_query": {
+                "type": "object",
+                "$ref": "CatalogQueryItemsForModifierList",
+                "nullable": True,
+            },
+            "items_for_item_options_query": {
+                "type": "object",
+                "$ref": "CatalogQueryItemsForItemOptions",
+                "nullable": True,
+            },
+            "item_variations_for_item_option_values_query": {
+                "type": "object",
+                "$ref": "CatalogQueryItemVariationsForItemOptionValues",
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogQueryExact": {
+        "required": ["attribute_name", "attribute_value"],
+        "properties": {
+            "attribute_name": {"type": "string", "minLength": 1},
+            "attribute_value": {"type": "string"},
+        },
+    },
+    "CatalogQueryItemVariationsForItemOptionValues": {
+        "properties": {
+            "item_option_value_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogQueryItemsForItemOptions": {
+        "properties": {
+            "item_option_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+        },
+    },
+    "CatalogQueryItemsForModifierList": {
+        "required": ["modifier_list_ids"],
+        "properties": {"modifier_list_ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "CatalogQueryItemsForTax": {
+        "required": ["tax_ids"],
+        "properties": {"tax_ids": {"type": "array", "items": {"type": "string"}}},
+    },
+    "CatalogQueryPrefix": {
+        "required": ["attribute_name", "attribute_prefix"],
+        "properties": {
+            "attribute_name": {"type": "string", "minLength": 1},
+            "attribute_prefix": {"type": "string", "minLength": 1},
+        },
+    },
+    "CatalogQueryRange": {
+        "required": ["attribute_name"],
+        "properties": {
+            "attribute_name": {"type": "string", "minLength": 1},
+            "attribute_min_value": {"type": "integer", "format": "int64", "nullable": True},
+            "attribute_max_value": {"type": "integer", "format": "int64", "nullable": True},
+        },
+    },
+    "CatalogQuerySet": {
+        "required": ["attribute_name", "attribute_values"],
+        "properties": {
+            "attribute_name": {"type": "string", "minLength": 1},
+            "attribute_values": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "CatalogQuerySortedAttribute": {
+        "required": ["attribute_name"],
+        "properties": {
+            "attribute_name": {"type": "string", "minLength": 1},
+            "initial_attribute_value": {"type": "string", "nullable": True},
+            "sort_order": {"type": "string", "enum": ["DESC", "ASC"], "nullable": True},
+        },
+    },
+    "CatalogQueryText": {
+        "required": ["keywords"],
+        "properties": {"keywords": {"type": "array", "items": {"type": "string"}}},
+    },
+    "CatalogQuickAmount": {
+        "required": ["type", "amount"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": ["QUICK_AMOUNT_TYPE_MANUAL", "QUICK_AMOUNT_TYPE_AUTO"],
+            },
+            "amount": {"type": "object", "$ref": "Money"},
+            "score": {"type": "integer", "format": "int64", "nullable": True},
+            "ordinal": {"type": "integer", "format": "int64", "nullable": True},
+        },
+    },
+    "CatalogQuickAmountsSettings": {
+        "required": ["option"],
+        "properties": {
+            "option": {"type": "string", "enum": ["DISABLED", "MANUAL", "AUTO"]},
+            "eligible_for_auto_amounts": {"type": "boolean", "nullable": True},
+            "amounts": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogQuickAmount"},
+                "nullable": True,
+            },
+        },
+    },
+    "CatalogStockConversion": {
+        "required": ["stockable_item_variation_id", "stockable_quantity", "nonstockable_quantity"],
+        "properties": {
+            "stockable_item_variation_id": {"type": "string", "minLength": 1},
+            "stockable_quantity": {"type": "string", "minLength": 1, "maxLength": 16},
+            "nonstockable_quantity": {"type": "string", "minLength": 1, "maxLength": 16},
+        },
+    },
+    "CatalogSubscriptionPlan": {
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string"},
+            "phases": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "SubscriptionPhase"},
+                "nullable": True,
+            },
+            "subscription_plan_variations": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CatalogObject"},
+                "nullable": True,
+            },
+            "eligible_item_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "eligible_category_ids": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "all_items": {"type": "boolean", "nullable": True},
+        },
+    },
+    "CatalogSubscriptionPlanVariation": {
+        "required": ["name", "phases"],
+        "properties": {
+            "name": {"type": "string"},
+            "phases": {"type": "array", "items": {"type": "object", "$ref": "SubscriptionPhase"}},
+            "subscription_plan_id": {"type": "string", "nullable": True},
+            "monthly_billing_anchor_date": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 1,
+                "maximum": 31,
+                "nullable": True,
+            },
+            "can_prorate": {"type": "boolean", "nullable": True},
+            "successor_plan_variation_id": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogTax": {
+        "properties": {
+            "name": {"type": "string", "maxLength": 255, "nullable": True},
+            "calculation_phase": {
+                "type": "string",
+                "enum": ["TAX_SUBTOTAL_PHASE", "TAX_TOTAL_PHASE"],
+                "nullable": True,
+            },
+            "inclusion_type": {
+                "type": "string",
+                "enum": ["ADDITIVE", "INCLUSIVE"],
+                "nullable": True,
+            },
+            "percentage": {"type": "string", "nullable": True},
+            "applies_to_custom_amounts": {"type": "boolean", "nullable": True},
+            "enabled": {"type": "boolean", "nullable": True},
+            "applies_to_product_set_id": {"type": "string", "nullable": True},
+        },
+    },
+    "CatalogTimePeriod": {"properties": {"event": {"type": "string", "nullable": True}}},
+    "CatalogV1Id": {
+        "properties": {
+            "catalog_v1_id": {"type": "string", "nullable": True},
+            "location_id": {"type": "string", "nullable": True},
+        },
+    },
+    "CategoryPathToRootNode": {
+        "properties": {
+            "category_id": {"type": "string", "nullable": True},
+            "category_name": {"type": "string", "nullable": True},
         },
     },
     "CloneOrderRequest": {
@@ -140,6 +928,20 @@ SCHEMAS = {
         "properties": {
             "idempotency_key": {"type": "string", "maxLength": 45},
             "subscription": {"type": "object", "$ref": "WebhookSubscription"},
+        },
+    },
+    "CustomAttributeFilter": {
+        "properties": {
+            "custom_attribute_definition_id": {"type": "string", "nullable": True},
+            "key": {"type": "string", "nullable": True},
+            "string_filter": {"type": "string", "nullable": True},
+            "number_filter": {"type": "object", "$ref": "Range", "nullable": True},
+            "selection_uids_filter": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "bool_filter": {"type": "boolean", "nullable": True},
         },
     },
     "CustomerDetails": {
@@ -276,6 +1078,24 @@ SCHEMAS = {
             "failure_reason": {"type": "string", "maxLength": 100, "nullable": True},
         },
     },
+    "ItemVariationLocationOverrides": {
+        "properties": {
+            "location_id": {"type": "string", "nullable": True},
+            "price_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "pricing_type": {
+                "type": "string",
+                "enum": ["FIXED_PRICING", "VARIABLE_PRICING"],
+                "nullable": True,
+            },
+            "track_inventory": {"type": "boolean", "nullable": True},
+            "inventory_alert_type": {
+                "type": "string",
+                "enum": ["NONE", "LOW_QUANTITY"],
+                "nullable": True,
+            },
+            "inventory_alert_threshold": {"type": "integer", "format": "int64", "nullable": True},
+        },
+    },
     "MeasurementUnit": {
         "properties": {
             "custom_unit": {"type": "object", "$ref": "MeasurementUnitCustom", "nullable": True},
@@ -335,6 +1155,12 @@ SCHEMAS = {
     "MeasurementUnitCustom": {
         "required": ["name", "abbreviation"],
         "properties": {"name": {"type": "string"}, "abbreviation": {"type": "string"}},
+    },
+    "ModifierLocationOverrides": {
+        "properties": {
+            "location_id": {"type": "string", "nullable": True},
+            "price_money": {"type": "object", "$ref": "Money", "nullable": True},
+        },
     },
     "Money": {
         "properties": {
@@ -663,6 +1489,12 @@ SCHEMAS = {
             "version_token": {"type": "string", "nullable": True},
         },
     },
+    "Range": {
+        "properties": {
+            "min": {"type": "string", "nullable": True},
+            "max": {"type": "string", "nullable": True},
+        },
+    },
     "RefundPaymentRequest": {
         "required": ["idempotency_key", "amount_money"],
         "properties": {
@@ -687,6 +1519,62 @@ SCHEMAS = {
                 "$ref": "DestinationDetailsExternalRefundDetails",
                 "nullable": True,
             },
+        },
+    },
+    "SearchCatalogItemsRequest": {
+        "properties": {
+            "text_filter": {"type": "string"},
+            "category_ids": {"type": "array", "items": {"type": "string"}},
+            "stock_levels": {"type": "array", "items": {"type": "string", "enum": ["OUT", "LOW"]}},
+            "enabled_location_ids": {"type": "array", "items": {"type": "string"}},
+            "cursor": {"type": "string"},
+            "limit": {"type": "integer", "maximum": 100},
+            "sort_order": {"type": "string", "enum": ["DESC", "ASC"]},
+            "product_types": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": [
+                        "REGULAR", "GIFT_CARD", "APPOINTMENTS_SERVICE", "FOOD_AND_BEV", "EVENT",
+                        "DIGITAL", "DONATION", "LEGACY_SQUARE_ONLINE_SERVICE",
+                        "LEGACY_SQUARE_ONLINE_MEMBERSHIP",
+                    ],
+                },
+            },
+            "custom_attribute_filters": {
+                "type": "array",
+                "items": {"type": "object", "$ref": "CustomAttributeFilter"},
+            },
+            "archived_state": {
+                "type": "string",
+                "enum": [
+                    "ARCHIVED_STATE_NOT_ARCHIVED", "ARCHIVED_STATE_ARCHIVED", "ARCHIVED_STATE_ALL",
+                ],
+            },
+        },
+    },
+    "SearchCatalogObjectsRequest": {
+        "properties": {
+            "cursor": {"type": "string"},
+            "object_types": {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": [
+                        "ITEM", "IMAGE", "CATEGORY", "ITEM_VARIATION", "TAX", "DISCOUNT",
+                        "MODIFIER_LIST", "MODIFIER", "PRICING_RULE", "PRODUCT_SET", "TIME_PERIOD",
+                        "MEASUREMENT_UNIT", "SUBSCRIPTION_PLAN_VARIATION", "ITEM_OPTION",
+                        "ITEM_OPTION_VAL", "CUSTOM_ATTRIBUTE_DEFINITION", "QUICK_AMOUNTS_SETTINGS",
+                        "SUBSCRIPTION_PLAN", "AVAILABILITY_PERIOD",
+                    ],
+                },
+            },
+            "include_deleted_objects": {"type": "boolean"},
+            "include_related_objects": {"type": "boolean"},
+            "begin_time": {"type": "string"},
+            "query": {"type": "object", "$ref": "CatalogQuery"},
+            "limit": {"type": "integer"},
+            "include_category_path_to_root": {"type": "boolean"},
         },
     },
     "SearchOrdersCustomerFilter": {
@@ -779,6 +1667,45 @@ SCHEMAS = {
             },
         },
     },
+    "SourceApplication": {
+        "properties": {
+            "product": {
+                "type": "string",
+                "enum": [
+                    "SQUARE_POS", "EXTERNAL_API", "BILLING", "APPOINTMENTS", "INVOICES",
+                    "ONLINE_STORE", "PAYROLL", "DASHBOARD", "ITEM_LIBRARY_IMPORT", "OTHER",
+                ],
+                "nullable": True,
+            },
+            "application_id": {"type": "string", "nullable": True},
+            "name": {"type": "string", "nullable": True},
+        },
+    },
+    "SubscriptionPhase": {
+        "required": ["cadence"],
+        "properties": {
+            "uid": {"type": "string", "nullable": True},
+            "cadence": {
+                "type": "string",
+                "enum": [
+                    "DAILY", "WEEKLY", "EVERY_TWO_WEEKS", "THIRTY_DAYS", "SIXTY_DAYS",
+                    "NINETY_DAYS", "MONTHLY", "EVERY_TWO_MONTHS", "QUARTERLY", "EVERY_FOUR_MONTHS",
+                    "EVERY_SIX_MONTHS", "ANNUAL", "EVERY_TWO_YEARS",
+                ],
+            },
+            "periods": {"type": "integer", "nullable": True},
+            "recurring_price_money": {"type": "object", "$ref": "Money", "nullable": True},
+            "ordinal": {"type": "integer", "format": "int64", "nullable": True},
+            "pricing": {"type": "object", "$ref": "SubscriptionPricing", "nullable": True},
+        },
+    },
+    "SubscriptionPricing": {
+        "properties": {
+            "type": {"type": "string", "enum": ["STATIC", "RELATIVE"], "nullable": True},
+            "discount_ids": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "price_money": {"type": "object", "$ref": "Money", "nullable": True},
+        },
+    },
     "TestWebhookSubscriptionRequest": {
         "properties": {"event_type": {"type": "string", "nullable": True}},
     },
@@ -786,6 +1713,30 @@ SCHEMAS = {
         "properties": {
             "start_at": {"type": "string", "nullable": True},
             "end_at": {"type": "string", "nullable": True},
+        },
+    },
+    "UpdateItemModifierListsRequest": {
+        "required": ["item_ids"],
+        "properties": {
+            "item_ids": {"type": "array", "items": {"type": "string"}},
+            "modifier_lists_to_enable": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+            "modifier_lists_to_disable": {
+                "type": "array",
+                "items": {"type": "string"},
+                "nullable": True,
+            },
+        },
+    },
+    "UpdateItemTaxesRequest": {
+        "required": ["item_ids"],
+        "properties": {
+            "item_ids": {"type": "array", "items": {"type": "string"}},
+            "taxes_to_enable": {"type": "array", "items": {"type": "string"}, "nullable": True},
+            "taxes_to_disable": {"type": "array", "items": {"type": "string"}, "nullable": True},
         },
     },
     "UpdateOrderRequest": {
@@ -809,6 +1760,13 @@ SCHEMAS = {
     },
     "UpdateWebhookSubscriptionSignatureKeyRequest": {
         "properties": {"idempotency_key": {"type": "string", "maxLength": 45, "nullable": True}},
+    },
+    "UpsertCatalogObjectRequest": {
+        "required": ["idempotency_key", "object"],
+        "properties": {
+            "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
+            "object": {"type": "object", "$ref": "CatalogObject"},
+        },
     },
     "WebhookSubscription": {
         "properties": {
@@ -862,4 +1820,14 @@ QUERY_PARAMS = {
         "limit": {"type": "integer"},
     },
     "ListWebhookEventTypes": {"api_version": {"type": "string"}},
+    "ListCatalog": {
+        "cursor": {"type": "string"},
+        "types": {"type": "string"},
+        "catalog_version": {"type": "integer", "format": "int64"},
+    },
+    "RetrieveCatalogObject": {
+        "include_related_objects": {"type": "boolean", "default": False},
+        "catalog_version": {"type": "integer", "format": "int64"},
+        "include_category_path_to_root": {"type": "boolean", "default": False},
+    },
 }

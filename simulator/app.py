@@ -85,9 +85,9 @@ def create_app(
     app.state.store = store
     app.state.config = config
 
-    from .routes import control, locations, orders, payments, refunds
+    from .routes import catalog, control, locations, orders, payments, refunds
 
-    for module in (locations, orders, payments, refunds, control):
+    for module in (locations, orders, payments, refunds, control, catalog):
         app.include_router(module.router)
     try:
         from .routes import webhooks  # noqa: F401  (present once webhooks exist)

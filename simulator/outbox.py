@@ -66,7 +66,7 @@ ENVIRONMENT = "Sandbox"
 USER_AGENT = "Square Connect v2"
 
 # Square's webhook event types (x-webhook in the 2025-08-20 OpenAPI spec): the API version that
-# introduced them and their release status. The engine emits the seven in EMITTED_EVENT_TYPES;
+# introduced them and their release status. The engine emits those in EMITTED_EVENT_TYPES;
 # subscribing to the others is accepted and simply never fires.
 _EVENT_TABLE = """
 2019-06-12 PUBLIC
@@ -206,6 +206,7 @@ EVENT_TYPES: dict[str, tuple[str, str]] = _parse_table(_EVENT_TABLE)
 EMITTED_EVENT_TYPES = (
     "order.created", "order.updated", "order.fulfillment.updated",
     "payment.created", "payment.updated", "refund.created", "refund.updated",
+    "catalog.version.updated",
 )
 
 
@@ -812,6 +813,9 @@ class Outbox:
                 "payment_id": ident, "order_id": self.ids.object_id(), "location_id": loc,
                 "created_at": stamp, "updated_at": stamp, "version": 1}}
             return {"type": "refund", "id": obj["refund"]["id"], "object": obj}
+        if etype == "catalog.version.updated":
+            return {"type": "catalog_version", "id": "",
+                    "object": {"catalog_version": {"updated_at": stamp}}}
         if etype.startswith("order."):
             summary: dict[str, Any] = {"order_id": ident, "version": 1, "location_id": loc,
                                        "state": "OPEN", "created_at": stamp}

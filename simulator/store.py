@@ -26,6 +26,8 @@ class SimulatorConfig:
     clock_start: datetime | None = None
     log_requests: bool = True
     webhooks: bool = True
+    #: CatalogObjects every merchant starts with (``orderfsm serve --catalog FILE``).
+    catalog: list[dict[str, Any]] | None = None
 
     def resolved_variants(self) -> Variants:
         return Variants(self.variants)
@@ -57,6 +59,14 @@ class Store:
         return f"{self.config.seed}:{digest}"
 
     def new_engine(self, token: str) -> Engine:
+        engine = self._engine(token)
+        if self.config.catalog:
+            from .routes.catalog import seed_objects
+
+            seed_objects(engine, self.config.catalog, emit=False)
+        return engine
+
+    def _engine(self, token: str) -> Engine:
         return Engine(
             clock=ManualClock(self.config.clock_start),
             seed=self._seed_for(token),

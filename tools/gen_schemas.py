@@ -42,6 +42,14 @@ ROOTS = (
     "UpdateWebhookSubscriptionRequest",
     "UpdateWebhookSubscriptionSignatureKeyRequest",
     "TestWebhookSubscriptionRequest",
+    "UpsertCatalogObjectRequest",
+    "BatchUpsertCatalogObjectsRequest",
+    "BatchRetrieveCatalogObjectsRequest",
+    "BatchDeleteCatalogObjectsRequest",
+    "SearchCatalogObjectsRequest",
+    "SearchCatalogItemsRequest",
+    "UpdateItemTaxesRequest",
+    "UpdateItemModifierListsRequest",
 )
 
 # operationId -> (method, path) of the GET list endpoints whose query strings are validated.
@@ -50,6 +58,8 @@ QUERY_OPERATIONS = {
     "ListPaymentRefunds": ("get", "/v2/refunds"),
     "ListWebhookSubscriptions": ("get", "/v2/webhooks/subscriptions"),
     "ListWebhookEventTypes": ("get", "/v2/webhooks/event-types"),
+    "ListCatalog": ("get", "/v2/catalog/list"),
+    "RetrieveCatalogObject": ("get", "/v2/catalog/object/{object_id}"),
 }
 
 # Keys copied from a spec (sub)schema, in output order. ``enum`` is inlined from enum refs.
@@ -116,7 +126,9 @@ class Compiler:
         out: dict[str, Any] = {}
         if "$ref" in schema:
             target_name = _ref_name(schema["$ref"])
-            target = self.components[target_name]
+            # The 2025-08-20 spec names one schema it never defines
+            # (CatalogModifierToggleOverrideType, an enum by its name): a plain string.
+            target = self.components.get(target_name, {"type": "string"})
             ttype = target.get("type", "object")
             if ttype == "object" and "enum" not in target:
                 self._want(target_name)

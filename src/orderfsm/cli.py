@@ -12,6 +12,7 @@ import errno
 import json
 import sys
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -210,6 +211,9 @@ def serve(
     refund_settle_seconds: Annotated[float, typer.Option(
         help="Virtual seconds before a PENDING card refund settles.")] = 10.0,
     quiet: Annotated[bool, typer.Option(help="Do not log one line per request.")] = False,
+    catalog: Annotated[Path | None, typer.Option(
+        "--catalog", metavar="FILE", help="JSON file: a list of CatalogObjects (fixed ids) that "
+                                          "every merchant's catalog starts with.")] = None,
 ) -> None:
     """Run the Square simulator under uvicorn and print its base URL."""
     import logging
@@ -221,6 +225,7 @@ def serve(
         variants = Variants(variant or [])
     except ValueError as exc:
         _fail(str(exc))
+    seed_catalog = _load_catalog(catalog) if catalog is not None else None
     if port == 0:
         port = _free_port(host)
     else:
@@ -234,6 +239,7 @@ def serve(
     application = create_app(variants=dict(variants), seed=seed,
                              refund_settle_seconds=refund_settle_seconds)
     application.state.config.log_requests = not quiet
+    application.state.config.catalog = seed_catalog
     base = f"http://{host}:{port}"
     out = _out()
     out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")
@@ -247,6 +253,28 @@ def serve(
         "print(client.locations.list().locations[0].id)\n", markup=False)
     sys.stdout.flush()
     serve_forever(host, port, application, log_level="warning")
+
+
+def _load_catalog(path: Path) -> list:
+    """Read and check a --catalog file by seeding a scratch merchant with it."""
+    from simulator.routes.catalog import seed_objects
+
+    from .engine import Engine
+    from .errors import SquareError
+
+    try:
+        objects = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"cannot read catalog file {path}: {exc.strerror or exc}")
+    except ValueError as exc:
+        _fail(f"catalog file {path} is not valid JSON: {exc}")
+    try:
+        seed_objects(Engine(), objects, emit=False)
+    except SquareError as err:
+        first = err.errors[0]
+        where = f" ({first.field})" if first.field else ""
+        _fail(f"catalog file {path} was rejected: {first.code}{where}: {first.detail}")
+    return objects
 
 
 def _bind_problem(host: str, port: int) -> OSError | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
+from .catalog import Catalog
 from .clock import Clock, ManualClock, format_duration, parse_duration, parse_rfc3339, rfc3339
 from .errors import SquareError
 from .ids import IdGenerator
@@ -155,6 +156,7 @@ class Engine:
         self._timers: list[tuple[datetime, int, str, str]] = []
         self._timer_seq = 0
         self._tx: _Tx | None = None
+        self.catalog = Catalog(self)
         self._stamp_at: datetime | None = None
         self._stamp_text = ""
         now = self.clock.now()
@@ -386,6 +388,9 @@ class Engine:
         return _public(rec)
 
     def _make_event(self, etype: str, ident: str, extra: dict, at: datetime) -> DomainEvent:
+        if etype == "catalog.version.updated":
+            return DomainEvent(etype, "catalog_version", ident, None, at,
+                               {"catalog_version": {"updated_at": extra["updated_at"]}})
         if etype.startswith("order."):
             rec = self.orders[ident]
             summary = {
@@ -492,15 +497,22 @@ class Engine:
     def _new_token(self) -> str:
         return self.ids.suffix()
 
+    def catalog_command(self, body: Callable[[], Any]) -> Any:
+        """Run a catalog write (``engine.catalog``) as one command: all or nothing."""
+        return self._run(lambda tx: body())
+
     # ================================================================ orders
     def create_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
         """CreateOrder. ``order`` is the request's ``order`` object."""
+        given = order
 
         def run(tx: _Tx) -> dict[str, Any]:
+            order = given
             loc_id = order.get("location_id")
             if loc_id is None:
                 raise violation("order.location_required")
             loc = self._location(loc_id, "order.location_id")
+            order = self.catalog.resolve_order(given, loc["id"])
             state = order.get("state") or "OPEN"
             if state not in ("OPEN", "DRAFT"):
                 raise violation("api.invalid_value", field="order.state",
@@ -570,8 +582,10 @@ class Engine:
         fields_to_clear: Iterable[str] | None = None,
     ) -> dict[str, Any]:
         """UpdateOrder: sparse merge by uid, ``fields_to_clear``, and state changes."""
+        patch = order
 
         def run(tx: _Tx) -> dict[str, Any]:
+            order = patch
             rec = self._order(tx, order_id)
             version = order.get("version")
             if version is None:
@@ -589,6 +603,7 @@ class Engine:
                 for name in PRICED_LISTS:
                     if name in touched_lists:
                         raise violation("order.line_items_locked", field=f"order.{name}")
+            order = self.catalog.resolve_order(patch, rec["location_id"])
             self._check_order_money(order)
             for path in clears:
                 _clear_path(rec, path)
@@ -726,6 +741,9 @@ class Engine:
         if order.get("location_id") is None:
             raise violation("order.location_required")
         loc = self._location(order["location_id"], "order.location_id")
+        counter = self.ids.counter
+        order = self.catalog.resolve_order(order, loc["id"])
+        self.ids.counter = counter
         self._check_order_money(order)
         rec = {k: clone(v) for k, v in order.items() if k in CREATABLE_ORDER_FIELDS and v is not None}
         rec.update(location_id=loc["id"], state=rec.get("state", "OPEN"))
@@ -1455,6 +1473,7 @@ class Engine:
             "timers": [[rfc3339(d), s, k, i] for d, s, k, i in sorted(self._timers)],
             "timer_seq": self._timer_seq,
             "refund_settle_delay": self.refund_settle_delay.total_seconds(),
+            "catalog": self.catalog.snapshot(),
         }
 
     @classmethod
@@ -1484,6 +1503,7 @@ class Engine:
         eng._timers = [(parse_rfc3339(d), s, k, i) for d, s, k, i in data.get("timers", [])]
         heapq.heapify(eng._timers)
         eng._timer_seq = data.get("timer_seq", len(eng._timers))
+        eng.catalog.restore(data.get("catalog"))
         return eng
 
 

@@ -49,6 +49,10 @@ class IdGenerator:
     def merchant_id(self) -> str:
         return "M" + _encode(self._bytes(), _UPPER, 12)
 
+    def catalog_id(self) -> str:
+        """Catalog objects: 24 upper-case letters and digits."""
+        return _encode(self._bytes(), _UPPER, 24)
+
     def uid(self) -> str:
         return _encode(self._bytes(), _ALPHABET, 22)
 

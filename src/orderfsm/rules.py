@@ -61,6 +61,16 @@ SOURCES: dict[str, str] = {
     "S19": "https://github.com/square/square-python-sdk (src/square/utils/webhooks_helper.py)",
     "S22": "https://developer.squareup.com/docs/webhooks/step4manage",
     "S24": "https://developer.squareup.com/docs/webhooks-api/subscribe-to-events",
+    "CAT1": "https://developer.squareup.com/reference/square/catalog-api",
+    "CAT2": "https://developer.squareup.com/docs/catalog-api/build-with-catalog",
+    "CAT3": "https://developer.squareup.com/docs/orders-api/apply-taxes-and-discounts/auto-apply-taxes",
+    "CAT4": "https://developer.squareup.com/docs/orders-api/apply-taxes-and-discounts/auto-apply-discounts",
+    "CAT5": "https://developer.squareup.com/reference/square/catalog-api/webhooks/catalog.version.updated",
+    "CAT6": "public GitHub notes file pasting live UpsertCatalogObject responses (2023; quoted in "
+            "square-error-bodies.md, 'catalog notes file')",
+    "CAT7": "https://github.com/square/square-nodejs-sdk/issues/150",
+    "CAT8": "https://github.com/square/connect-php-sdk/issues/55 (Square staff answer)",
+    "CAT9": "https://github.com/square/square-php-sdk/issues/47 (an upserted variation's response)",
     "F1": "https://developer.squareup.com/forums/t/best-method-to-cancel-order-after-refund/922",
     "F2": "https://developer.squareup.com/forums/t/update-order-created-via-payment-link/13601",
     "F3": "https://developer.squareup.com/forums/t/update-order-api-error/9477",
@@ -632,6 +642,150 @@ _RULES += [
          _e(400, IRE, "INVALID_VALUE",
             "`{event_type}` is not one of the event types of subscription `{id}`.", "event_type"),
          example="Test a payment.* subscription with event_type refund.created."),
+    # ------------------------------------------------------------------ catalog
+    Rule("catalog.object_not_found", "catalog",
+         "Retrieving or deleting an id that is not a live catalog object answers NOT_FOUND; "
+         "UpdateItemTaxes and UpdateItemModifierLists need live items, taxes and modifier lists.",
+         ("S1", "CAT1"), C,
+         _e(404, IRE, "NOT_FOUND", "Catalog object with ID `{id}` not found.", None, "SEEN"),
+         example="GET /v2/catalog/object/NOPE."),
+    Rule("catalog.item_needs_variation", "catalog",
+         "An ITEM written through the API must carry at least one variation.", ("CAT6", "CAT2"), R,
+         _e(400, IRE, "BAD_REQUEST",
+            "Item with name {name} and token {token} must have at least one variation.", None,
+            "SEEN"),
+         example="UpsertCatalogObject with an ITEM whose item_data has no variations."),
+    Rule("catalog.reference_unknown", "catalog",
+         "Every id an object names (category, taxes, modifier lists, parent item, product sets, "
+         "discount, time periods) must be a live catalog object or an object of the same request.",
+         ("CAT6", "S1"), R,
+         _e(400, IRE, "INVALID_VALUE",
+            "Object `{token}` of type {type} references unknown object {ref} in attr {attr}", None,
+            "SEEN"),
+         example="Upsert an ITEM with category_id '#Beverages' that the batch does not define."),
+    Rule("catalog.version_mismatch", "catalog",
+         "An object written with a version must carry the version currently stored; without a "
+         "version the write wins. Every write stamps a new, larger version and updated_at.",
+         ("S1", "CAT6", "CAT9"), C,
+         _e(400, IRE, "VERSION_MISMATCH", "Object version does not match latest database version.",
+            "version", "SEEN"),
+         example="Upsert an object twice with the version of the first read."),
+    Rule("catalog.new_object_id", "catalog",
+         "A new object takes a temporary id starting with '#'; the response maps it to the "
+         "permanent id in id_mappings. A fixed id must name an existing, undeleted object.",
+         ("S1", "CAT2"), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "Object `{id}` of type {type} was not found; an object to create needs a temporary "
+            "id that starts with `#`.", "{field}"),
+         example="UpsertCatalogObject with id 'NOT_THERE' and no '#'."),
+    Rule("catalog.type_mismatch", "catalog",
+         "An existing object keeps its type.", ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE", "Object `{id}` has type {current}, not {type}.", "{field}"),
+         example="Upsert a TAX with the id of an ITEM."),
+    Rule("catalog.duplicate_id", "catalog",
+         "An id appears at most once in an upsert request.", ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE", "Object id `{id}` appears more than once in the request.",
+            "{field}"),
+         example="BatchUpsert two objects both with id '#a'."),
+    Rule("catalog.data_required", "catalog",
+         "An object carries an id and the data field of its type (item_data for ITEM, tax_data "
+         "for TAX, ...).", ("S1",), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "{detail}", "{field}", "SEEN"),
+         example="Upsert {'type': 'TAX', 'id': '#t'} without tax_data."),
+    Rule("catalog.type_unsupported", "catalog",
+         "This server stores ITEM, ITEM_VARIATION, MODIFIER_LIST, MODIFIER, TAX, DISCOUNT, "
+         "CATEGORY, PRICING_RULE, PRODUCT_SET, TIME_PERIOD, ITEM_OPTION and ITEM_OPTION_VAL; other "
+         "CatalogObjectType values (IMAGE, SUBSCRIPTION_PLAN, ...) are refused, not dropped.",
+         ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE", "Catalog object type `{type}` is not supported.",
+            "{field}"),
+         example="Upsert an object of type IMAGE."),
+    Rule("catalog.child_type", "catalog",
+         "Nested children have their parent's child type: an ITEM's variations are "
+         "ITEM_VARIATION, a MODIFIER_LIST's modifiers are MODIFIER.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE", "A {parent} can only nest objects of type {expected}.",
+            "{field}"),
+         example="Upsert an ITEM whose variations list holds a TAX."),
+    Rule("catalog.delete_cascades", "catalog",
+         "Deleting an object deletes its children (an item's variations, a modifier list's "
+         "modifiers). Deleted objects keep their record with is_deleted=true: ListCatalog and "
+         "Retrieve leave them out, SearchCatalogObjects returns them with include_deleted_objects. "
+         "BatchDelete skips ids that are not live objects.", ("S1", "CAT1"), C,
+         example="Delete an item and retrieve its variation."),
+    Rule("catalog.children_replaced", "catalog",
+         "Upserting an item with a variations list (or a modifier list with a modifiers list) "
+         "deletes the existing children the list leaves out.", ("CAT2",), I,
+         example="Upsert an item with one of its two variations."),
+    Rule("catalog.batch_upsert_failure", "catalog",
+         "Each batch of BatchUpsertCatalogObjects is all or nothing. The spec says other batches "
+         "of the request may still succeed; whether a failed batch fails the whole request is "
+         "not recorded.", ("S1",), I,
+         None,
+         Variant("batch_upsert_failure", {
+             "reject_request": "the first failing batch rejects the whole request; nothing is "
+                               "written (the lenient reading, and the one a retry can fix)",
+             "skip_batch": "a failing batch is left out; the others are written and the response "
+                           "lists objects and errors together (the spec's description)",
+         }, "reject_request"),
+         "BatchUpsert two batches, the second with an item without variations."),
+    Rule("catalog.query_combination", "catalog",
+         "SearchCatalogObjects combines only exact, prefix, range, sorted-attribute and text "
+         "queries; any other query kind must be alone.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE", "These query kinds cannot be combined: {kinds}.", "query"),
+         example="Search with an exact_query and an items_for_tax_query."),
+    Rule("catalog.attribute_not_searchable", "catalog",
+         "Attribute queries name a searchable attribute: name, description, abbreviation, upc, "
+         "sku, display_name (range queries: price_money, ordinal, inventory_alert_threshold).",
+         ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "Attribute `{attr}` is not searchable here; use one of {allowed}.", "{field}"),
+         example="An exact_query on attribute 'color'."),
+    Rule("catalog.version_updated_event", "catalog",
+         "Every catalog change (upsert, delete, tax or modifier list links, seeding through the "
+         "control API) sends one catalog.version.updated event carrying the catalog's updated_at.",
+         ("CAT5",), C,
+         example="Upsert a tax and list the webhook events."),
+    Rule("order.catalog_object_not_found", "order",
+         "A catalog_object_id on a line item (variation), modifier, tax or discount must name a "
+         "live object of that type (or, with catalog_version, the object at that version).",
+         ("CAT7", "S1"), R,
+         _e(404, IRE, "NOT_FOUND", "{kind} with catalog object ID `{id}` not found.", "{field}",
+            "SEEN"),
+         example="CreateOrder with a line item catalog_object_id 'NOPE'."),
+    Rule("order.catalog_not_at_location", "order",
+         "A catalog object used on an order must be present at the order's location "
+         "(present_at_all_locations, present_at_location_ids, absent_at_location_ids).",
+         ("S1", "CAT1"), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "Catalog object `{id}` is not present at location `{location_id}`.", "{field}"),
+         example="Order a variation with present_at_all_locations=false at the main location."),
+    Rule("order.catalog_variable_price", "order",
+         "A line item for a VARIABLE_PRICING variation (or one without a price) needs "
+         "base_price_money in the request; otherwise the line takes the variation's name, "
+         "item name, price (a location override first) and catalog_version. A price in the "
+         "request overrides the catalog price.", ("CAT8", "S1"), R,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
+            "Item variation `{id}` has variable pricing; base_price_money must be set.",
+            "{field}"),
+         example="Order a VARIABLE_PRICING variation without base_price_money."),
+    Rule("order.catalog_variable_discount", "order",
+         "A catalog discount of type VARIABLE_PERCENTAGE or VARIABLE_AMOUNT needs the percentage "
+         "or amount_money in the order; fixed catalog discounts and taxes bring their own.",
+         ("S1",), I,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
+            "Discount `{id}` has a variable value that the order must set.", "{field}"),
+         example="CreateOrder with a VARIABLE_PERCENTAGE catalog discount and no percentage."),
+    Rule("order.auto_apply_taxes", "order",
+         "With pricing_options.auto_apply_taxes, each catalog line item gets its item's enabled "
+         "taxes (tax_ids) as LINE_ITEM taxes marked auto_applied, unless the line's "
+         "pricing_blocklists.blocked_taxes names the tax (catalog id or uid).", ("CAT3",), C,
+         example="Order an item with tax_ids and auto_apply_taxes=true."),
+    Rule("order.auto_apply_discounts", "order",
+         "With pricing_options.auto_apply_discounts, every live pricing rule whose match product "
+         "set is met (products, categories, quantities, dates, time periods, minimum subtotal) "
+         "adds its discount, with pricing_rule_id, to the matched lines that the exclude set and "
+         "the lines' pricing_blocklists.blocked_discounts leave.", ("CAT4",), C,
+         example="A pricing rule over a product set, and an order for that product."),
 ]
 
 CATALOG: dict[str, Rule] = {r.id: r for r in _RULES}

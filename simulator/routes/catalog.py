@@ -289,6 +289,7 @@ def seed_objects(engine: Any, objects: Any, *, emit: bool = True) -> dict[str, A
 
 @router.post("/_sim/catalog")
 async def seed_catalog(request: Request):
+    """Write CatalogObjects with fixed ids into this merchant's catalog (a list, or `{"objects": [...]}`); see catalog.md."""
     m = merchant_of(request)
     body = await read_body(request)
     out = seed_objects(m.engine, body)

@@ -410,10 +410,12 @@ class Catalog:
                emit: bool = True) -> dict[str, Any]:
         """BatchUpsertCatalogObjects (and UpsertCatalogObject with one batch of one).
 
-        A batch is all or nothing. ``partial`` keeps the good batches of a request when one
-        fails (the spec's wording); otherwise the first failure rejects the whole request."""
+        A batch is all or nothing; a failing batch does not stop the others (rule
+        catalog.batch_upsert_partial). When no batch is written the first error is raised.
+        ``partial=False`` makes the first failure reject the whole request (seeding)."""
         if partial is None:
-            partial = self._engine.variants.get("batch_upsert_failure") == "skip_batch"
+            partial = True
+        first_error = None
         version, stamp = self._new_version()
         staged: dict[str, dict[str, Any]] = {}
         mappings: list[dict[str, str]] = []
@@ -432,11 +434,14 @@ class Catalog:
                 if not partial or not hasattr(err, "errors"):
                     raise
                 self._engine.ids.counter = counter
+                first_error = first_error or err
                 errors.extend(err.errors)  # type: ignore[attr-defined]
                 continue
             staged.update(changed)
             mappings.extend(batch_maps)
             tops.extend(batch_tops)
+        if first_error is not None and not tops:
+            raise first_error
         self._commit(staged, version, stamp, emit=emit)
         out: dict[str, Any] = {"objects": [self.render(self.objects[t]) for t in tops]}
         if stamp and staged:

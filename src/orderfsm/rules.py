@@ -716,18 +716,13 @@ _RULES += [
          "Upserting an item with a variations list (or a modifier list with a modifiers list) "
          "deletes the existing children the list leaves out.", ("CAT2",), I,
          example="Upsert an item with one of its two variations."),
-    Rule("catalog.batch_upsert_failure", "catalog",
-         "Each batch of BatchUpsertCatalogObjects is all or nothing. The spec says other batches "
-         "of the request may still succeed; whether a failed batch fails the whole request is "
-         "not recorded.", ("S1",), I,
-         None,
-         Variant("batch_upsert_failure", {
-             "reject_request": "the first failing batch rejects the whole request; nothing is "
-                               "written (the lenient reading, and the one a retry can fix)",
-             "skip_batch": "a failing batch is left out; the others are written and the response "
-                           "lists objects and errors together (the spec's description)",
-         }, "reject_request"),
-         "BatchUpsert two batches, the second with an item without variations."),
+    Rule("catalog.batch_upsert_partial", "catalog",
+         "Each batch of BatchUpsertCatalogObjects is all or nothing, and a failing batch does not "
+         "stop the others (the spec's description). When every batch fails the request is "
+         "rejected with the first batch's error; when some succeed the response carries their "
+         "objects and the failed batches' errors (that shape is this server's reading).",
+         ("S1",), I,
+         example="BatchUpsert two batches, the second with an item without variations."),
     Rule("catalog.query_combination", "catalog",
          "SearchCatalogObjects combines only exact, prefix, range, sorted-attribute and text "
          "queries; any other query kind must be alone.", ("S1",), C,

@@ -28,7 +28,8 @@ PAGES = docs.own_pages()
 ALL_BLOCKS = [b for page in PAGES for b in docs.blocks(page)]
 INCLUDED = sorted({b.snippet for b in ALL_BLOCKS if b.snippet})
 TEST_SNIPPETS = [s for s in INCLUDED if Path(s).name.startswith("test_")]
-SCRIPT_SNIPPETS = [s for s in INCLUDED if not Path(s).name.startswith("test_")]
+SCRIPT_SNIPPETS = [s for s in INCLUDED
+                   if s.endswith(".py") and not Path(s).name.startswith("test_")]
 
 
 # ------------------------------------------------------------------------------ generated

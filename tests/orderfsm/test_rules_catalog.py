@@ -1429,6 +1429,383 @@ class _:
         assert new_order(eng)["location_id"] == eng.main_location_id
 
 
+# ============================================================================ catalog
+def _usd_price(amount: int) -> dict[str, Any]:
+    return {"pricing_type": "FIXED_PRICING", "price_money": usd(amount)}
+
+
+def cat_upsert(eng: Engine, *objects: dict[str, Any]) -> dict[str, Any]:
+    """Upsert ``objects`` as one batch; returns the response with ``ids`` (temporary -> real)."""
+    out = eng.catalog_command(lambda: eng.catalog.upsert([list(objects)]))
+    out["ids"] = {m["client_object_id"]: m["object_id"] for m in out.get("id_mappings", [])}
+    return out
+
+
+def cat_item(iid: str = "#tea", name: str = "Tea", vid: str = "#cup", amount: int | None = 250,
+             **data: Any) -> dict[str, Any]:
+    vdata: dict[str, Any] = {"name": "Cup"}
+    vdata.update(_usd_price(amount) if amount is not None else {"pricing_type": "VARIABLE_PRICING"})
+    return {"type": "ITEM", "id": iid, "item_data": {"name": name, "variations": [
+        {"type": "ITEM_VARIATION", "id": vid, "item_variation_data": vdata}], **data}}
+
+
+def cat_tax(tid: str = "#tax", pct: str = "10", **extra: Any) -> dict[str, Any]:
+    return {"type": "TAX", "id": tid, "tax_data": {"name": "Tax", "percentage": pct,
+                                                   "enabled": True}, **extra}
+
+
+def cat_order(eng: Engine, lines: list[dict], **extra: Any) -> dict[str, Any]:
+    return eng.create_order({"location_id": eng.main_location_id, "line_items": lines, **extra})
+
+
+@scenario("catalog.object_not_found")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: eng.catalog.retrieve("NOPE"), id="NOPE")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, cat_item())["ids"]
+        assert eng.catalog.retrieve(ids["#cup"])["object"]["type"] == "ITEM_VARIATION"
+
+
+@scenario("catalog.item_needs_variation")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, {"type": "ITEM", "id": "#Tea", "item_data": {"name": "Tea"}}),
+                 name="Tea", token="#Tea")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        out = cat_upsert(eng, cat_item())
+        assert len(out["objects"][0]["item_data"]["variations"]) == 1
+
+
+@scenario("catalog.reference_unknown")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, cat_item("#Tea", category_id="#Beverages")),
+                 token="#Tea", type="ITEM", ref="#Beverages", attr="category_id")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        out = cat_upsert(eng, {"type": "CATEGORY", "id": "#Beverages", "category_data": {"name": "B"}},
+                         cat_item("#Tea", category_id="#Beverages"))
+        assert out["objects"][1]["item_data"]["category_id"] == out["ids"]["#Beverages"]
+
+
+@scenario("catalog.version_mismatch")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        first = cat_upsert(eng, cat_tax())["objects"][0]
+        eng.advance(1)
+        cat_upsert(eng, dict(cat_tax(first["id"]), version=first["version"]))
+        return V(lambda: cat_upsert(eng, dict(cat_tax(first["id"]), version=first["version"])),
+                 field="batches[0].objects[0].version")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        first = cat_upsert(eng, cat_tax())["objects"][0]
+        second = cat_upsert(eng, dict(cat_tax(first["id"], "12"), version=first["version"]))
+        obj = second["objects"][0]
+        assert obj["version"] > first["version"] and obj["tax_data"]["percentage"] == "12"
+        # Without a version the write wins.
+        assert cat_upsert(eng, cat_tax(first["id"], "13"))["objects"][0]["version"] > obj["version"]
+
+
+@scenario("catalog.new_object_id")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, cat_tax("NOT_THERE")), id="NOT_THERE", type="TAX",
+                 field="batches[0].objects[0].id")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        out = cat_upsert(eng, cat_tax("#new"))
+        assert out["id_mappings"] == [{"client_object_id": "#new", "object_id": out["objects"][0]["id"]}]
+
+
+@scenario("catalog.type_mismatch")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        item_id = cat_upsert(eng, cat_item())["ids"]["#tea"]
+        return V(lambda: cat_upsert(eng, cat_tax(item_id)), id=item_id, current="ITEM",
+                 type="TAX", field="batches[0].objects[0].type")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        tax_id = cat_upsert(eng, cat_tax())["ids"]["#tax"]
+        assert cat_upsert(eng, cat_tax(tax_id, "3"))["objects"][0]["id"] == tax_id
+
+
+@scenario("catalog.duplicate_id")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, cat_tax("#a"), cat_tax("#a")), id="#a",
+                 field="batches[0].objects[1].id")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert len(cat_upsert(eng, cat_tax("#a"), cat_tax("#b"))["objects"]) == 2
+
+
+@scenario("catalog.data_required")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, {"type": "TAX", "id": "#t"}), detail="Field must be set",
+                 field="batches[0].objects[0].tax_data")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert cat_upsert(eng, cat_tax())["objects"][0]["tax_data"]["name"] == "Tax"
+
+
+@scenario("catalog.type_unsupported")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_upsert(eng, {"type": "IMAGE", "id": "#i", "image_data": {}}),
+                 type="IMAGE", field="batches[0].objects[0].type")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        out = cat_upsert(eng, {"type": "TIME_PERIOD", "id": "#tp", "time_period_data": {
+            "event": "DTSTART:20260101T090000\nDURATION:PT1H"}})
+        assert out["objects"][0]["type"] == "TIME_PERIOD"
+
+
+@scenario("catalog.child_type")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        bad = {"type": "ITEM", "id": "#i", "item_data": {"name": "I", "variations": [cat_tax()]}}
+        return V(lambda: cat_upsert(eng, bad), parent="ITEM", expected="ITEM_VARIATION",
+                 field="batches[0].objects[0].item_data.variations[0].type")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        out = cat_upsert(eng, {"type": "MODIFIER_LIST", "id": "#ml", "modifier_list_data": {
+            "name": "Milk", "modifiers": [{"type": "MODIFIER", "id": "#m", "modifier_data": {
+                "name": "Oat", "price_money": usd(50)}}]}})
+        (mod,) = out["objects"][0]["modifier_list_data"]["modifiers"]
+        assert mod["modifier_data"]["modifier_list_id"] == out["ids"]["#ml"]
+
+
+@scenario("catalog.delete_cascades")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, cat_item())["ids"]
+        out = eng.catalog_command(lambda: eng.catalog.delete([ids["#tea"], "NOPE"]))
+        assert set(out["deleted_object_ids"]) == {ids["#tea"], ids["#cup"]}
+        assert catch(lambda: eng.catalog.retrieve(ids["#cup"])).rule_id == "catalog.object_not_found"
+        assert eng.catalog.list(["ITEM", "ITEM_VARIATION"]) == []
+        found = eng.catalog.search(object_types=["ITEM_VARIATION"], deleted=True, begin_time=None,
+                                   query=None)
+        assert [(o["id"], o["is_deleted"]) for o in found] == [(ids["#cup"], True)]
+
+
+@scenario("catalog.children_replaced")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        obj = cat_upsert(eng, cat_item())["objects"][0]
+        big = {"type": "ITEM_VARIATION", "id": "#big",
+               "item_variation_data": {"name": "Big", **_usd_price(400)}}
+        obj["item_data"]["variations"].append(big)
+        two = cat_upsert(eng, obj)["objects"][0]
+        assert len(two["item_data"]["variations"]) == 2
+        keep = two["item_data"]["variations"][1]
+        two["item_data"]["variations"] = [keep]
+        one = cat_upsert(eng, two)["objects"][0]
+        assert [v["id"] for v in one["item_data"]["variations"]] == [keep["id"]]
+
+
+@scenario("catalog.batch_upsert_partial")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        bad = {"type": "ITEM", "id": "#bad", "item_data": {"name": "Bad"}}
+        out = eng.catalog_command(lambda: eng.catalog.upsert([[cat_tax()], [bad, cat_tax("#x")]]))
+        assert [o["type"] for o in out["objects"]] == ["TAX"]
+        assert out["errors"][0]["code"] == "BAD_REQUEST"
+        assert len(eng.catalog.list(["TAX", "ITEM"])) == 1  # the failed batch wrote nothing
+        err = catch(lambda: eng.catalog_command(lambda: eng.catalog.upsert([[bad]])))
+        assert err.rule_id == "catalog.item_needs_variation"
+        assert len(eng.catalog.list(None)) == 1
+
+
+@scenario("catalog.query_combination")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        query = {"exact_query": {"attribute_name": "name", "attribute_value": "Tea"},
+                 "items_for_tax_query": {"tax_ids": ["X"]}}
+        return V(lambda: eng.catalog.search(object_types=None, deleted=False, begin_time=None,
+                                            query=query),
+                 kinds="exact_query, items_for_tax_query")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        cat_upsert(eng, cat_item())
+        query = {"exact_query": {"attribute_name": "name", "attribute_value": "Tea"},
+                 "prefix_query": {"attribute_name": "name", "attribute_prefix": "t"}}
+        found = eng.catalog.search(object_types=None, deleted=False, begin_time=None, query=query)
+        assert [o["type"] for o in found] == ["ITEM"]
+
+
+@scenario("catalog.attribute_not_searchable")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        query = {"exact_query": {"attribute_name": "color", "attribute_value": "red"}}
+        return V(lambda: eng.catalog.search(object_types=None, deleted=False, begin_time=None,
+                                            query=query),
+                 attr="color", allowed="name, description, abbreviation, upc, sku, display_name",
+                 field="query.exact_query.attribute_name")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        cat_upsert(eng, cat_item())
+        query = {"range_query": {"attribute_name": "price_money", "attribute_min_value": 200,
+                                 "attribute_max_value": 300}}
+        found = eng.catalog.search(object_types=["ITEM_VARIATION"], deleted=False,
+                                   begin_time=None, query=query)
+        assert len(found) == 1
+
+
+@scenario("catalog.version_updated_event")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        eng = Engine(record_events=True)
+        cat_upsert(eng, cat_tax())
+        catch(lambda: cat_upsert(eng, cat_tax("NOT_THERE")))
+        events = eng.drain_events()
+        assert [e.type for e in events] == ["catalog.version.updated"]
+        assert events[0].data == {"catalog_version": {"updated_at": eng.catalog.updated_at}}
+
+
+@scenario("order.catalog_object_not_found")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: cat_order(eng, [{"catalog_object_id": "NOPE", "quantity": "1"}]),
+                 kind="Item variation", id="NOPE", field="order.line_items[0].catalog_object_id")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, cat_item())["ids"]
+        line = cat_order(eng, [{"catalog_object_id": ids["#cup"], "quantity": "1"}])["line_items"][0]
+        assert (line["name"], line["variation_name"], line["base_price_money"]["amount"]) == \
+            ("Tea", "Cup", 250)
+        eng.catalog_command(lambda: eng.catalog.delete([ids["#tea"]]))
+        err = catch(lambda: cat_order(eng, [{"catalog_object_id": ids["#cup"], "quantity": "1"}]))
+        assert err.rule_id == "order.catalog_object_not_found"
+
+
+@scenario("order.catalog_not_at_location")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        obj = dict(cat_item(), present_at_all_locations=False)
+        ids = cat_upsert(eng, obj)["ids"]
+        return V(lambda: cat_order(eng, [{"catalog_object_id": ids["#cup"], "quantity": "1"}]),
+                 id=ids["#cup"], location_id=eng.main_location_id,
+                 field="order.line_items[0].catalog_object_id")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        obj = dict(cat_item(), present_at_all_locations=False,
+                   present_at_location_ids=[eng.main_location_id])
+        obj["item_data"]["variations"][0]["present_at_location_ids"] = [eng.main_location_id]
+        ids = cat_upsert(eng, obj)["ids"]
+        assert cat_order(eng, [{"catalog_object_id": ids["#cup"], "quantity": "1"}])["total_money"][
+            "amount"] == 250
+
+
+@scenario("order.catalog_variable_price")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        ids = cat_upsert(eng, cat_item(amount=None))["ids"]
+        return V(lambda: cat_order(eng, [{"catalog_object_id": ids["#cup"], "quantity": "1"}]),
+                 id=ids["#cup"], field="order.line_items[0].base_price_money")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, cat_item(amount=None), cat_item("#b", "Bun", "#bun", 100))["ids"]
+        order = cat_order(eng, [
+            {"catalog_object_id": ids["#cup"], "quantity": "1", "base_price_money": usd(333)},
+            {"catalog_object_id": ids["#bun"], "quantity": "1", "base_price_money": usd(90)}])
+        assert order["total_money"]["amount"] == 423  # a request price overrides the catalog's
+        assert order["line_items"][1]["catalog_version"] == eng.catalog.version
+
+
+@scenario("order.catalog_variable_discount")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        ids = cat_upsert(eng, {"type": "DISCOUNT", "id": "#d", "discount_data": {
+            "name": "Any", "discount_type": "VARIABLE_PERCENTAGE"}})["ids"]
+        return V(lambda: cat_order(eng, [line(1000)], discounts=[
+            {"catalog_object_id": ids["#d"], "scope": "ORDER"}]),
+            id=ids["#d"], field="order.discounts[0].percentage")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, {"type": "DISCOUNT", "id": "#d", "discount_data": {
+            "name": "Any", "discount_type": "VARIABLE_PERCENTAGE"}})["ids"]
+        order = cat_order(eng, [line(1000)], discounts=[
+            {"catalog_object_id": ids["#d"], "scope": "ORDER", "percentage": "25"}])
+        assert order["total_discount_money"]["amount"] == 250
+        assert order["discounts"][0]["name"] == "Any"
+
+
+@scenario("order.auto_apply_taxes")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(eng, cat_tax(), cat_item(tax_ids=["#tax"]))["ids"]
+        lines = [{"catalog_object_id": ids["#cup"], "quantity": "2"},
+                 {"catalog_object_id": ids["#cup"], "quantity": "1", "pricing_blocklists": {
+                     "blocked_taxes": [{"tax_catalog_object_id": ids["#tax"]}]}}]
+        order = cat_order(eng, lines, pricing_options={"auto_apply_taxes": True})
+        assert order["total_tax_money"]["amount"] == 50
+        assert order["taxes"][0]["auto_applied"] is True
+        assert cat_order(eng, lines)["total_tax_money"]["amount"] == 0
+
+
+@scenario("order.auto_apply_discounts")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ids = cat_upsert(
+            eng, cat_item(),
+            {"type": "DISCOUNT", "id": "#d", "discount_data": {
+                "name": "Half", "discount_type": "FIXED_PERCENTAGE", "percentage": "50"}},
+            {"type": "PRODUCT_SET", "id": "#set", "product_set_data": {"product_ids_any": ["#tea"]}},
+            {"type": "PRICING_RULE", "id": "#rule", "pricing_rule_data": {
+                "discount_id": "#d", "match_products_id": "#set"}})["ids"]
+        lines = [{"catalog_object_id": ids["#cup"], "quantity": "2"}, line(100)]
+        order = cat_order(eng, lines, pricing_options={"auto_apply_discounts": True})
+        assert order["total_discount_money"]["amount"] == 250
+        assert order["discounts"][0]["pricing_rule_id"] == ids["#rule"]
+        lines[0]["pricing_blocklists"] = {"blocked_discounts": [
+            {"discount_catalog_object_id": ids["#d"]}]}
+        blocked = cat_order(eng, lines, pricing_options={"auto_apply_discounts": True})
+        assert blocked["total_discount_money"]["amount"] == 0
+
+
+
 # ============================================================================ tests
 ENGINE_RULES = sorted(set(CATALOG) - ENFORCED_BY_SIMULATOR)
 VIOLABLE = sorted(r for r in SCENARIOS if SCENARIOS[r].violate is not None)

@@ -135,23 +135,19 @@ def test_upsert_idempotency_replays_and_refuses_a_changed_body(sdk) -> None:
     assert first_error(err)["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
-def test_batch_upsert_is_all_or_nothing(sdk) -> None:
+def test_batch_upsert_failing_batch_changes_nothing(sdk) -> None:
     err = error_of(lambda: sdk.catalog.batch_upsert(idempotency_key="b", batches=[
-        {"objects": [tax("#a")]},
-        {"objects": [{"type": "ITEM", "id": "#bad", "item_data": {"name": "Bad"}}]},
+        {"objects": [tax("#a"), {"type": "ITEM", "id": "#bad", "item_data": {"name": "Bad"}}]},
     ], request_options=RO))
     assert err.status_code == 400
     assert sdk.catalog.search(object_types=["TAX", "ITEM"], request_options=RO).objects is None
-
-
-def test_batch_upsert_skip_batch_variant_keeps_good_batches(make_app, make_sdk) -> None:
-    sdk = make_sdk(TOKEN, make_app(variants={"batch_upsert_failure": "skip_batch"}))
-    resp = sdk.catalog.batch_upsert(idempotency_key="b", batches=[
+    resp = sdk.catalog.batch_upsert(idempotency_key="b2", batches=[
         {"objects": [tax("#a")]},
-        {"objects": [{"type": "ITEM", "id": "#bad", "item_data": {"name": "Bad"}}]},
+        {"objects": [tax("#b"), {"type": "ITEM", "id": "#bad", "item_data": {"name": "Bad"}}]},
     ], request_options=RO)
     assert [o.type for o in resp.objects] == ["TAX"]
     assert resp.errors[0].code == "BAD_REQUEST"
+    assert len(sdk.catalog.search(object_types=["TAX", "ITEM"], request_options=RO).objects) == 1
 
 
 def test_upserting_an_item_with_fewer_variations_deletes_the_rest(sdk, menu) -> None:

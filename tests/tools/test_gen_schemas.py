@@ -65,6 +65,7 @@ def test_committed_module_is_plain_data() -> None:
     assert schemas["Money"]["properties"]["amount"]["type"] == "integer"
     assert "USD" in schemas["Money"]["properties"]["currency"]["enum"]
     assert set(query) == {
-        "ListPayments", "ListPaymentRefunds", "ListWebhookSubscriptions", "ListWebhookEventTypes"
+        "ListPayments", "ListPaymentRefunds", "ListWebhookSubscriptions", "ListWebhookEventTypes",
+        "ListCatalog", "RetrieveCatalogObject",
     }
     assert query["ListPayments"]["limit"]["type"] == "integer"

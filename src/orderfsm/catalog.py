@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import copy
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
@@ -126,9 +126,9 @@ def _walk_refs(data: Any, path: tuple[str, ...], fix: Callable[[str], str]) -> N
     if value is None:
         return
     if rest and rest[0] == "[]":
-        if isinstance(value, list):
+        if isinstance(value, list) and rest[1:]:
             for entry in value:
-                _walk_refs(entry, rest[1:], fix) if rest[1:] else None
+                _walk_refs(entry, rest[1:], fix)
         return
     if rest:
         _walk_refs(value, rest, fix)
@@ -169,6 +169,12 @@ def _amount(money: Any) -> int | None:
     if isinstance(money, dict) and isinstance(money.get("amount"), int):
         return money["amount"]
     return None
+
+
+def _matches(words: list[str], data: Mapping[str, Any], fields: Iterable[str]) -> bool:
+    """Every (case-folded) keyword starts some word of the given text fields."""
+    tokens = [t.casefold() for t in _WORD.findall(" ".join(str(data.get(f) or "") for f in fields))]
+    return all(any(t.startswith(w) for t in tokens) for w in words)
 
 
 def _quantity(text: Any) -> Decimal:
@@ -636,17 +642,10 @@ class Catalog:
                                 reason="A text query takes 1, 2 or 3 keywords.")
             words = [k.casefold() for k in keywords
                      if len("".join(_WORD.findall(k))) >= 3]
-            if not words:
-                return rows if False else []
-            out = []
-            for r in rows:
-                data = r[DATA_FIELDS[r["type"]]]
-                text = " ".join(str(data.get(a) or "") for a in
-                                ("name", "description", "abbreviation", "sku", "upc"))
-                tokens = [t.casefold() for t in _WORD.findall(text)]
-                if all(any(t.startswith(w) for t in tokens) for w in words):
-                    out.append(r)
-            return out
+            if not words:  # every keyword too short to match anything
+                return []
+            fields = ("name", "description", "abbreviation", "sku", "upc")
+            return [r for r in rows if _matches(words, r[DATA_FIELDS[r["type"]]], fields)]
         if kind == "sorted_attribute_query":
             self._check_attr(q["attribute_name"], f"{f}.attribute_name")
             return rows
@@ -687,15 +686,10 @@ class Catalog:
                 continue
             if location_ids and not any(self.present_at(rec, loc) for loc in location_ids):
                 continue
-            kids = self._children(rec)
             if words:
-                hay = " ".join(str(data.get(a) or "") for a in ("name", "description"))
-                tokens = [t.casefold() for t in _WORD.findall(hay)]
-                hits = [k["id"] for k in kids if all(any(t.startswith(w) for t in [
-                    x.casefold() for x in _WORD.findall(" ".join(
-                        str(k["item_variation_data"].get(a) or "") for a in ("name", "sku")))])
-                    for w in words)]
-                if not all(any(t.startswith(w) for t in tokens) for w in words) and not hits:
+                hits = [k["id"] for k in self._children(rec)
+                        if _matches(words, k["item_variation_data"], ("name", "sku"))]
+                if not _matches(words, data, ("name", "description")) and not hits:
                     continue
                 matched.extend(hits)
             items.append(rec)
@@ -986,7 +980,7 @@ class Catalog:
         if now < start:
             return False
         for back in range(0, 8):
-            day = (now - __import__("datetime").timedelta(days=back))
+            day = now - timedelta(days=back)
             if names[day.weekday()] not in allowed:
                 continue
             begin = day.replace(hour=start.hour, minute=start.minute, second=start.second)

@@ -196,6 +196,9 @@ class Catalog:
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.version = 0
         self.updated_at: str | None = None
+        # parent id -> child ids (insertion order), so rendering a parent does not scan.
+        self._kids: dict[str, dict[str, None]] = {}
+        self._parent_of: dict[str, str] = {}
 
     # ================================================================ plumbing
     def _new_version(self) -> tuple[int, str]:
@@ -225,7 +228,8 @@ class Catalog:
             return []
         _, child_type, back = spec
         out = []
-        for oid, rec in self.objects.items():
+        for oid in self._kids.get(parent["id"], ()):
+            rec = self.objects[oid]
             if rec["type"] != child_type or rec[DATA_FIELDS[child_type]].get(back) != parent["id"]:
                 continue
             if version is not None:
@@ -285,11 +289,24 @@ class Catalog:
         for oid, rec in changed.items():
             self.objects[oid] = rec
             self.history.setdefault(oid, []).append(rec)
+            self._index(rec)
         if changed:
             self.version = version
             self.updated_at = stamp
             if emit and tx is not None:
                 self._engine._emit(tx, "catalog.version.updated", "", updated_at=stamp)
+
+    def _index(self, rec: Mapping[str, Any]) -> None:
+        parent_type = _PARENT_OF.get(rec["type"])
+        if parent_type is None:
+            return
+        parent = rec[DATA_FIELDS[rec["type"]]].get(parent_type[1])
+        old = self._parent_of.get(rec["id"])
+        if old is not None and old != parent:
+            self._kids.get(old, {}).pop(rec["id"], None)
+        if isinstance(parent, str):
+            self._parent_of[rec["id"]] = parent
+            self._kids.setdefault(parent, {})[rec["id"]] = None
 
     # ================================================================ writes
     def _flatten(self, obj: Any, where: str, out: list[tuple[dict, str]]) -> None:
@@ -719,6 +736,10 @@ class Catalog:
         self.updated_at = data.get("updated_at")
         self.history = copy.deepcopy(dict(data.get("history") or {}))
         self.objects = {oid: versions[-1] for oid, versions in self.history.items() if versions}
+        self._kids, self._parent_of = {}, {}
+        for versions in self.history.values():
+            for rec in versions:
+                self._index(rec)
 
     # ================================================================ orders
     def resolve_order(self, order: Mapping[str, Any], location_id: str,

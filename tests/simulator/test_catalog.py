@@ -308,6 +308,10 @@ def test_search_catalog_items(sdk, menu) -> None:
                                                    request_options=RO).items] == [menu["coffee"]]
     hit = sdk.catalog.search_items(text_filter="large", request_options=RO)
     assert hit.matched_variation_ids == [menu["large"]]
+    err = error_of(lambda: sdk.catalog.search_items(stock_levels=["OUT"], request_options=RO))
+    assert (err.status_code, first_error(err)["field"]) == (400, "stock_levels")
+    err = error_of(lambda: sdk.catalog.search_items(sort_order="SIDEWAYS", request_options=RO))
+    assert first_error(err)["code"] == "INVALID_ENUM_VALUE"
 
 
 # ============================================================================ item links
@@ -326,6 +330,9 @@ def test_update_item_taxes_and_modifier_lists(sdk, menu) -> None:
     assert got.item_data.modifier_list_info is None
     err = error_of(lambda: sdk.catalog.update_item_taxes(item_ids=["NOPE"], request_options=RO))
     assert (err.status_code, first_error(err)["field"]) == (404, "item_ids[0]")
+    err = error_of(lambda: sdk.catalog.update_item_modifier_lists(
+        item_ids=[menu["coffee"]], modifier_lists_to_enable=[menu["tax"]], request_options=RO))
+    assert (err.status_code, first_error(err)["field"]) == (404, "modifier_lists_to_enable[0]")
 
 
 # ============================================================================ control API

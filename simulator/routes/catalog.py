@@ -55,7 +55,15 @@ def _page(rows: list, limit: int, cursor: str | None, shape: Any) -> tuple[list,
 
 
 def _query(request: Request, operation: str) -> dict[str, Any]:
-    return validate_query(operation, request.query_params)
+    q = validate_query(operation, request.query_params)
+    _int64(q.get("catalog_version"), "catalog_version")
+    return q
+
+
+def _int64(value: Any, field: str) -> None:
+    if isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
+        raise violation("api.invalid_value", field=field,
+                        reason="The value does not fit in a 64-bit integer.")
 
 
 # ================================================================ writes
@@ -157,6 +165,7 @@ async def batch_retrieve_catalog_objects(request: Request):
     body = await read_body(request, "BatchRetrieveCatalogObjectsRequest")
     ids = body["object_ids"]
     _too_many(ids, LIMITS["batch_retrieve_max_object_ids"], "object_ids")
+    _int64(body.get("catalog_version"), "catalog_version")
     if body.get("include_deleted_objects") and body.get("include_category_path_to_root"):
         raise violation("api.invalid_value", field="include_category_path_to_root",
                         reason="`include_deleted_objects` and `include_category_path_to_root` "
@@ -191,6 +200,9 @@ async def search_catalog_objects(request: Request):
         raise violation("api.invalid_value", field="include_category_path_to_root",
                         reason="`include_deleted_objects` and `include_category_path_to_root` "
                                "cannot both be true.")
+    for name in ("attribute_min_value", "attribute_max_value"):
+        rq = (body.get("query") or {}).get("range_query") or {}
+        _int64(rq.get(name), f"query.range_query.{name}")
     begin = body.get("begin_time")
     if begin is not None:
         from ..http import query_time

@@ -750,7 +750,8 @@ class Catalog:
         catalog and ``pricing_options`` asks for nothing, the order is returned as is."""
         pricing = order.get("pricing_options") or {}
         lists = ("line_items", "taxes", "discounts")
-        refers = any(isinstance(e, dict) and (e.get("catalog_object_id") or e.get("modifiers"))
+        refers = any(isinstance(e, dict) and (e.get("catalog_object_id") is not None
+                                              or e.get("modifiers"))
                      for k in lists for e in order.get(k) or [])
         if not refers and not pricing.get("auto_apply_taxes") and not pricing.get(
                 "auto_apply_discounts"):
@@ -790,6 +791,7 @@ class Catalog:
     def _lookup(self, entry: Mapping[str, Any], otype: str, kind: str, location_id: str,
                 where: str) -> dict[str, Any]:
         oid = entry["catalog_object_id"]
+        _check_int64(entry.get("catalog_version"), f"{where}.catalog_version")
         rec = self._at_version(oid, entry.get("catalog_version"))
         if rec is None or rec["type"] != otype:
             raise violation("order.catalog_object_not_found", kind=kind, id=oid,

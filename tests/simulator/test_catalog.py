@@ -429,6 +429,10 @@ def test_every_catalog_change_records_catalog_version_updated(raw, sdk, menu) ->
     ("POST", "/v2/catalog/update-item-taxes", {}),
     ("POST", "/v2/catalog/update-item-modifier-lists", {"item_ids": ["x"] * 1001}),
     ("GET", "/v2/catalog/list?catalog_version=soon", None),
+    ("GET", "/v2/catalog/list?catalog_version=99999999999999999999", None),
+    ("POST", "/v2/catalog/batch-retrieve", {"object_ids": ["A"], "catalog_version": 2**64}),
+    ("POST", "/v2/catalog/search", {"query": {"range_query": {"attribute_name": "ordinal",
+                                                              "attribute_max_value": -2**64}}}),
     ("GET", "/v2/catalog/object/X?include_related_objects=maybe", None),
 ])
 def test_bad_input_gets_square_errors_and_changes_nothing(raw, method, path, body) -> None:

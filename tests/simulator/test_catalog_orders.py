@@ -124,6 +124,8 @@ def test_variable_catalog_discount_needs_a_value(sdk, seeded) -> None:
 @pytest.mark.parametrize("order, field", [
     ({"line_items": [{"catalog_object_id": "NOPE", "quantity": "1"}]},
      "order.line_items[0].catalog_object_id"),
+    ({"line_items": [{"catalog_object_id": "", "quantity": "1"}]},
+     "order.line_items[0].catalog_object_id"),
     ({"line_items": [{"catalog_object_id": "ITEM_CROISSANT", "quantity": "1"}]},
      "order.line_items[0].catalog_object_id"),
     ({"line_items": [{"catalog_object_id": "VAR_PLAIN", "quantity": "1",
@@ -136,9 +138,17 @@ def test_variable_catalog_discount_needs_a_value(sdk, seeded) -> None:
      "order.discounts[0].catalog_object_id"),
 ])
 def test_unknown_catalog_ids_answer_not_found(sdk, seeded, order, field) -> None:
+    """An empty id, a wrong type or a missing object: all NOT_FOUND."""
     err = error_of(lambda: create(sdk, seeded, **order))
     assert (err["status"], err["code"], err["field"]) == (404, "NOT_FOUND", field)
     assert "with catalog object ID" in err["detail"]
+
+
+def test_catalog_version_out_of_range_is_refused(raw, seeded) -> None:
+    r = raw.post("/v2/orders", json={"order": {"location_id": seeded, "line_items": [
+        {"catalog_object_id": "VAR_PLAIN", "quantity": "1", "catalog_version": 2**70}]}})
+    assert r.status_code == 400
+    assert r.json()["errors"][0]["field"] == "order.line_items[0].catalog_version"
 
 
 def test_deleted_and_absent_catalog_objects_are_refused(sdk, seeded) -> None:

@@ -312,6 +312,47 @@ _RULES: list[Rule] = [
          "PayOrder captures the listed payments, cancels the other APPROVED payments on the order, "
          "and completes the order only when it has no fulfillments.", ("S1", "S2"), C,
          example="PayOrder an order with a pickup: it stays OPEN and is paid."),
+    Rule("order.catalog_object_not_found", "order",
+         "A catalog_object_id on a line item (variation), modifier, tax or discount must name a "
+         "live object of that type (or, with catalog_version, the object at that version).",
+         ("CAT7", "S1"), R,
+         _e(404, IRE, "NOT_FOUND", "{kind} with catalog object ID `{id}` not found.", "{field}",
+            "SEEN"),
+         example="CreateOrder with a line item catalog_object_id 'NOPE'."),
+    Rule("order.catalog_not_at_location", "order",
+         "A catalog object used on an order must be present at the order's location "
+         "(present_at_all_locations, present_at_location_ids, absent_at_location_ids).",
+         ("S1", "CAT1"), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "Catalog object `{id}` is not present at location `{location_id}`.", "{field}"),
+         example="Order a variation with present_at_all_locations=false at the main location."),
+    Rule("order.catalog_variable_price", "order",
+         "A line item for a VARIABLE_PRICING variation (or one without a price) needs "
+         "base_price_money in the request; otherwise the line takes the variation's name, "
+         "item name, price (a location override first) and catalog_version. A price in the "
+         "request overrides the catalog price.", ("CAT8", "S1"), R,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
+            "Item variation `{id}` has variable pricing; base_price_money must be set.",
+            "{field}"),
+         example="Order a VARIABLE_PRICING variation without base_price_money."),
+    Rule("order.catalog_variable_discount", "order",
+         "A catalog discount of type VARIABLE_PERCENTAGE or VARIABLE_AMOUNT needs the percentage "
+         "or amount_money in the order; fixed catalog discounts and taxes bring their own.",
+         ("S1",), I,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
+            "Discount `{id}` has a variable value that the order must set.", "{field}"),
+         example="CreateOrder with a VARIABLE_PERCENTAGE catalog discount and no percentage."),
+    Rule("order.auto_apply_taxes", "order",
+         "With pricing_options.auto_apply_taxes, each catalog line item gets its item's enabled "
+         "taxes (tax_ids) as LINE_ITEM taxes marked auto_applied, unless the line's "
+         "pricing_blocklists.blocked_taxes names the tax (catalog id or uid).", ("CAT3",), C,
+         example="Order an item with tax_ids and auto_apply_taxes=true."),
+    Rule("order.auto_apply_discounts", "order",
+         "With pricing_options.auto_apply_discounts, every live pricing rule whose match product "
+         "set is met (products, categories, quantities, dates, time periods, minimum subtotal) "
+         "adds its discount, with pricing_rule_id, to the matched lines that the exclude set and "
+         "the lines' pricing_blocklists.blocked_discounts leave.", ("CAT4",), C,
+         example="A pricing rule over a product set, and an order for that product."),
     # ---------------------------------------------------------------- payments
     Rule("payment.autocomplete_order", "payment",
          "A captured payment that fully pays an OPEN order without fulfillments: whether the order "
@@ -740,47 +781,6 @@ _RULES += [
          "control API) sends one catalog.version.updated event carrying the catalog's updated_at.",
          ("CAT5",), C,
          example="Upsert a tax and list the webhook events."),
-    Rule("order.catalog_object_not_found", "order",
-         "A catalog_object_id on a line item (variation), modifier, tax or discount must name a "
-         "live object of that type (or, with catalog_version, the object at that version).",
-         ("CAT7", "S1"), R,
-         _e(404, IRE, "NOT_FOUND", "{kind} with catalog object ID `{id}` not found.", "{field}",
-            "SEEN"),
-         example="CreateOrder with a line item catalog_object_id 'NOPE'."),
-    Rule("order.catalog_not_at_location", "order",
-         "A catalog object used on an order must be present at the order's location "
-         "(present_at_all_locations, present_at_location_ids, absent_at_location_ids).",
-         ("S1", "CAT1"), I,
-         _e(400, IRE, "INVALID_VALUE",
-            "Catalog object `{id}` is not present at location `{location_id}`.", "{field}"),
-         example="Order a variation with present_at_all_locations=false at the main location."),
-    Rule("order.catalog_variable_price", "order",
-         "A line item for a VARIABLE_PRICING variation (or one without a price) needs "
-         "base_price_money in the request; otherwise the line takes the variation's name, "
-         "item name, price (a location override first) and catalog_version. A price in the "
-         "request overrides the catalog price.", ("CAT8", "S1"), R,
-         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
-            "Item variation `{id}` has variable pricing; base_price_money must be set.",
-            "{field}"),
-         example="Order a VARIABLE_PRICING variation without base_price_money."),
-    Rule("order.catalog_variable_discount", "order",
-         "A catalog discount of type VARIABLE_PERCENTAGE or VARIABLE_AMOUNT needs the percentage "
-         "or amount_money in the order; fixed catalog discounts and taxes bring their own.",
-         ("S1",), I,
-         _e(400, IRE, "MISSING_REQUIRED_PARAMETER",
-            "Discount `{id}` has a variable value that the order must set.", "{field}"),
-         example="CreateOrder with a VARIABLE_PERCENTAGE catalog discount and no percentage."),
-    Rule("order.auto_apply_taxes", "order",
-         "With pricing_options.auto_apply_taxes, each catalog line item gets its item's enabled "
-         "taxes (tax_ids) as LINE_ITEM taxes marked auto_applied, unless the line's "
-         "pricing_blocklists.blocked_taxes names the tax (catalog id or uid).", ("CAT3",), C,
-         example="Order an item with tax_ids and auto_apply_taxes=true."),
-    Rule("order.auto_apply_discounts", "order",
-         "With pricing_options.auto_apply_discounts, every live pricing rule whose match product "
-         "set is met (products, categories, quantities, dates, time periods, minimum subtotal) "
-         "adds its discount, with pricing_rule_id, to the matched lines that the exclude set and "
-         "the lines' pricing_blocklists.blocked_discounts leave.", ("CAT4",), C,
-         example="A pricing rule over a product set, and an order for that product."),
 ]
 
 CATALOG: dict[str, Rule] = {r.id: r for r in _RULES}

@@ -32,7 +32,7 @@ from .lifecycles.payment import (
     PaymentContext,
 )
 from .lifecycles.refund import DEFAULT_SETTLE_DELAY
-from .pricing import parse_quantity, price_order
+from .pricing import apply_pricing, attach_applied, derived_uid, parse_quantity, price_order
 from .rules import Variants, violation
 
 __all__ = ["Engine", "DomainEvent", "DECLINE_NONCES"]
@@ -300,22 +300,8 @@ class Engine:
     def render_order(self, rec: Mapping[str, Any], tx: _Tx | None = None) -> dict[str, Any]:
         out = _public(rec)
         currency = self.currency
-        priced = price_order(rec, currency)
-        for line in out.get("line_items") or []:
-            for key, amount in priced["line_items"].get(line.get("uid"), {}).items():
-                line[key] = {"amount": amount, "currency": currency}
-        for tax in out.get("taxes") or []:
-            tax["applied_money"] = {"amount": priced["taxes"].get(tax.get("uid"), 0), "currency": currency}
-        for disc in out.get("discounts") or []:
-            disc["applied_money"] = {"amount": priced["discounts"].get(disc.get("uid"), 0),
-                                     "currency": currency}
-        for sc in out.get("service_charges") or []:
-            amount = priced["service_charges"].get(sc.get("uid"), 0)
-            sc["applied_money"] = {"amount": amount, "currency": currency}
-            sc["total_money"] = {"amount": amount, "currency": currency}
-        for key in ("total_money", "total_tax_money", "total_discount_money", "total_tip_money",
-                    "total_service_charge_money"):
-            out[key] = {"amount": priced[key], "currency": currency}
+        apply_pricing(out, currency)
+        total = out["total_money"]["amount"]
         tenders = []
         captured = 0
         for pid in rec.get("_payment_ids", ()):
@@ -340,13 +326,13 @@ class Engine:
                 "service_charge_money": {"amount": 0, "currency": currency},
             }
         out["net_amounts"] = {
-            "total_money": {"amount": priced["total_money"] - returned, "currency": currency},
-            "tax_money": {"amount": priced["total_tax_money"], "currency": currency},
-            "discount_money": {"amount": priced["total_discount_money"], "currency": currency},
-            "tip_money": {"amount": 0, "currency": currency},
-            "service_charge_money": {"amount": priced["total_service_charge_money"], "currency": currency},
+            "total_money": {"amount": total - returned, "currency": currency},
+            "tax_money": dict(out["total_tax_money"]),
+            "discount_money": dict(out["total_discount_money"]),
+            "tip_money": dict(out["total_tip_money"]),
+            "service_charge_money": dict(out["total_service_charge_money"]),
         }
-        due = self._amount_due_from(rec, priced["total_money"], captured)
+        due = self._amount_due_from(rec, total, captured)
         out["net_amount_due_money"] = {"amount": due, "currency": currency}
         return out
 
@@ -459,11 +445,7 @@ class Engine:
                     self._check_money(mod.get("base_price_money"),
                                       f"{base}.modifiers[{j}].base_price_money")
                 if list_name == "line_items" and "quantity" in entry:
-                    try:
-                        parse_quantity(entry["quantity"])
-                    except ValueError:
-                        raise violation("api.invalid_value", field=f"{base}.quantity",
-                                        reason="Quantity must be a positive decimal string.")
+                    parse_quantity(entry["quantity"], f"{base}.quantity")
 
     def _payments_of(self, tx: _Tx | None, order: Mapping[str, Any]) -> list[dict]:
         return [self._peek_payment(tx, pid) for pid in order.get("_payment_ids", ())]
@@ -473,7 +455,13 @@ class Engine:
                    if p["status"] == "COMPLETED")
 
     def _total(self, order: Mapping[str, Any]) -> int:
-        return price_order(order, self.currency)["total_money"]
+        return price_order(order, self.currency)["total_money"]["amount"]
+
+    def _price_stored(self, rec: dict) -> None:
+        """Give a stored order Square's generated references, then price it once so a request
+        whose amounts cannot be computed (or would leave int64) is rejected before commit."""
+        attach_applied(rec, self.ids.uid)
+        price_order(rec, self.currency)
 
     def amount_due(self, order: Mapping[str, Any], tx: _Tx | None = None) -> int:
         return self._amount_due_from(order, self._total(order), self._captured(tx, order))
@@ -534,6 +522,7 @@ class Engine:
                 raise violation("order.one_fulfillment")
             for i, f in enumerate(fulfillments):
                 self._new_fulfillment(tx, rec, f, i, paid=False)
+            self._price_stored(rec)
             tx.orders[oid] = rec
             self._emit(tx, "order.created", oid)
             return rec
@@ -659,6 +648,8 @@ class Engine:
                     updates.append({"fulfillment_uid": f["uid"], "old_state": old, "new_state": f["state"]})
                 elif f.get("uid") in fulfillment_patch_index:
                     updates.append({"fulfillment_uid": f["uid"], "old_state": old, "new_state": old})
+            if touched_lists:
+                self._price_stored(rec)
             if target_state != rec["state"]:
                 updates.extend(self._change_order_state(tx, rec, target_state, processed))
             self._touch_order(tx, rec)
@@ -748,10 +739,14 @@ class Engine:
         rec = {k: clone(v) for k, v in order.items() if k in CREATABLE_ORDER_FIELDS and v is not None}
         rec.update(location_id=loc["id"], state=rec.get("state", "OPEN"))
         rec.setdefault("id", "")
+        # Nothing is stored, so the id counter stays put: the uids Square would generate are
+        # derived from each entry's place in the request instead.
         for list_name in ORDER_LISTS:
-            for entry in rec.get(list_name) or []:
+            for i, entry in enumerate(rec.get(list_name) or []):
                 if isinstance(entry, dict) and not entry.get("uid"):
-                    entry["uid"] = f"{list_name}-{len(entry)}"
+                    entry["uid"] = derived_uid("calculate", list_name, str(i))
+        count = iter(range(10**9))
+        attach_applied(rec, lambda: derived_uid("calculate", "applied", str(next(count))))
         out = self.render_order(rec)
         out.pop("id", None)
         return out

@@ -83,6 +83,14 @@ SOURCES: dict[str, str] = {
     "F13": "https://developer.squareup.com/forums/t/webhook-notification/4287",
     "G1": "public GitHub design notes recording a live Square sandbox spike (StockSmith, 2026-09-29)",
     "G3": "third-party test suites asserting sandbox nonce outcomes (Drupal commerce_square, activemerchant)",
+    # Order pricing (src/orderfsm/pricing.py)
+    "P1": "https://developer.squareup.com/docs/orders-api/price-adjustments",
+    "P2": "https://developer.squareup.com/docs/orders-api/discounts",
+    "P3": "https://developer.squareup.com/docs/orders-api/taxes",
+    "P4": "https://developer.squareup.com/docs/orders-api/service-charges",
+    "P5": "https://developer.squareup.com/docs/orders-api/apply-taxes-and-discounts",
+    "P6": "api.json examples: CreateOrderRequest/CreateOrderResponse, CalculateOrderRequest/"
+          "CalculateOrderResponse (Square-Version 2025-08-20)",
 }
 
 
@@ -782,6 +790,69 @@ _RULES += [
          ("CAT5",), C,
          example="Upsert a tax and list the webhook events."),
 ]
+
+_RULES += [
+    # ------------------------------------------------------------ pricing (pricing.py)
+    Rule("pricing.bankers_rounding", "pricing",
+         "Every computed adjustment (discount, tax, service charge, fractional quantity) is "
+         "rounded to the smallest currency unit half to even: 0.5 cent rounds to the even "
+         "neighbour.", ("P1",), C,
+         example="5 % of 250 is 12.5, applied as 12; 5 % of 270 is 13.5, applied as 14."),
+    Rule("pricing.discount_sequence", "pricing",
+         "Discounts apply in this sequence whatever order the request lists them in: item-level "
+         "percentage, order-level percentage, item-level fixed amount, order-level fixed amount. "
+         "Each works on what the earlier ones left.", ("P2",), C,
+         example="A $1.00-off item discount is taken after a 5 % order discount."),
+    Rule("pricing.discount_step_order", "pricing",
+         "Within one step of the sequence, discounts compound in ascending order of their value "
+         "(then uid), whatever order the request lists them in. This is the order that "
+         "reproduces the spec's CreateOrder example, where the 0.5 % membership discount listed "
+         "second is taken before the 5 % Labor Day sale; Square documents no order.",
+         ("P6",), I,
+         example="ORDER 5 % and 0.5 % on 6099: 30 then 303 (not 305 then 29)."),
+    Rule("pricing.order_scope_apportioned", "pricing",
+         "An adjustment is computed once on the summed base of the line items it applies to, then "
+         "apportioned to them in proportion by largest remainder; the shares add up exactly. "
+         "Every line gets a server-generated applied_discounts / applied_taxes entry with its own "
+         "uid for each ORDER-scope discount and tax.", ("S1", "P1", "P6"), C,
+         example="Spec CreateOrder: state tax 510 split 136 + 374, membership 30 split 8 + 22."),
+    Rule("pricing.taxes_after_discounts", "pricing",
+         "Taxes apply to the discounted amounts. ADDITIVE taxes are added to the total; INCLUSIVE "
+         "taxes are contained in the price, several on one line sharing the combined rate; in the "
+         "US, Canada and Japan inclusive tax is deducted from gross_sales_money.", ("P3", "S1"), C,
+         example="1100 with a 10 % INCLUSIVE tax: total 1100, tax 100, gross sales 1000."),
+    Rule("pricing.service_charge_phases", "pricing",
+         "Service charges apply in their calculation_phase: APPORTIONED_PERCENTAGE_PHASE then "
+         "APPORTIONED_AMOUNT_PHASE (compounding, spread onto the lines), SUBTOTAL_PHASE (after "
+         "discounts, before taxes; taxable ones bear the order's taxes) and TOTAL_PHASE (after "
+         "taxes, never taxable).", ("P4", "S1"), C,
+         example="A 10 % TOTAL_PHASE charge on 1000 plus 10 % tax is 110."),
+    Rule("pricing.service_charge_phase", "pricing",
+         "A percentage service charge cannot use APPORTIONED_AMOUNT_PHASE, an amount one cannot use "
+         "APPORTIONED_PERCENTAGE_PHASE, and a TOTAL_PHASE charge cannot be taxable.",
+         ("P4", "S1"), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "The service charge cannot be applied in {phase} this way.", "{field}"),
+         example="A service charge with percentage 10 and APPORTIONED_AMOUNT_PHASE."),
+    Rule("pricing.percentage_range", "pricing",
+         "A discount percentage is a decimal string between 0 and 100.", ("S1", "P2"), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "The percentage `{value}` must be between 0 and {maximum}.", "{field}"),
+         example="A discount with percentage \"150\"."),
+    Rule("pricing.quantity_precision", "pricing",
+         "A quantity has at most 5 decimal places, or the line's quantity_unit.precision when "
+         "it has one.", ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "The quantity `{value}` has more than {places} decimal places.", "{field}"),
+         example="A line item with quantity \"1.123456\"."),
+    Rule("pricing.amount_overflow", "pricing",
+         "Every money amount is an int64; an order whose computed amounts would exceed "
+         "9223372036854775807 is rejected, never wrapped.", ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "The computed amount would exceed the largest amount Square represents.", "{field}"),
+         example="Quantity 10 of a line priced 2^62."),
+]
+
 
 CATALOG: dict[str, Rule] = {r.id: r for r in _RULES}
 if len(CATALOG) != len(_RULES):  # pragma: no cover - guards the table itself

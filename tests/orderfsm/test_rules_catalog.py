@@ -1401,6 +1401,176 @@ class _:
         assert err.rule_id == "money.non_negative" and err.field == "amount_money.amount"
 
 
+# ============================================================================ pricing
+def pline(amount: int = 1000, qty: str = "1", **extra: Any) -> dict[str, Any]:
+    return dict(line(amount, qty), **extra)
+
+
+def _priced(eng: Engine, lines: list, **extra: Any) -> dict[str, Any]:
+    return new_order(eng, pickup=False, lines=lines, **extra)
+
+
+@scenario("pricing.bankers_rounding")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        def off(amount: int) -> int:
+            return _priced(eng, [line(amount)], discounts=[
+                {"uid": "d", "name": "5", "percentage": "5", "scope": "ORDER"}])["total_discount_money"]["amount"]
+        assert off(250) == 12  # 12.5: 12 is even (half up would give 13)
+        assert off(270) == 14  # 13.5: 14 is even
+        assert off(230) == 12  # 11.5: 12 is even
+        assert _priced(eng, [line(1, qty="2.5")])["total_money"] == usd(2)
+        assert _priced(eng, [line(1, qty="3.5")])["total_money"] == usd(4)
+
+
+@scenario("pricing.discount_sequence")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        # Listed fixed first; the 10 % order discount is still taken before the $1 item discount.
+        o = _priced(eng, [pline(1000, applied_discounts=[{"discount_uid": "one"}])], discounts=[
+            {"uid": "one", "name": "$1", "amount_money": usd(100), "scope": "LINE_ITEM"},
+            {"uid": "ten", "name": "10%", "percentage": "10", "scope": "ORDER"}])
+        applied = {d["uid"]: d["applied_money"]["amount"] for d in o["discounts"]}
+        assert applied == {"ten": 100, "one": 100}  # 10 % of 1000, then 100 off the 900 left
+        # Item-level percentage before order-level percentage: 10 % of 1000, then 50 % of 900.
+        o = _priced(eng, [pline(1000, applied_discounts=[{"discount_uid": "i"}])], discounts=[
+            {"uid": "o", "name": "half", "percentage": "50", "scope": "ORDER"},
+            {"uid": "i", "name": "ten", "percentage": "10", "scope": "LINE_ITEM"}])
+        applied = {d["uid"]: d["applied_money"]["amount"] for d in o["discounts"]}
+        assert applied == {"i": 100, "o": 450}
+
+
+@scenario("pricing.discount_step_order")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        for listed in (["labor", "member"], ["member", "labor"]):
+            specs = {"labor": {"uid": "labor", "name": "Labor", "percentage": "5", "scope": "ORDER"},
+                     "member": {"uid": "member", "name": "M", "percentage": "0.5", "scope": "ORDER"}}
+            o = _priced(eng, [line(1599), line(4500)], discounts=[specs[u] for u in listed])
+            assert [(d["uid"], d["applied_money"]["amount"]) for d in o["discounts"]] == [
+                ("member", 30), ("labor", 303)]
+
+
+@scenario("pricing.order_scope_apportioned")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1512), line(4154)],
+                    taxes=[{"uid": "t", "name": "T", "percentage": "9", "scope": "ORDER"}])
+        shares = [li["applied_taxes"][0]["applied_money"]["amount"] for li in o["line_items"]]
+        assert shares == [136, 374] and o["taxes"][0]["applied_money"] == usd(510)
+        uids = [li["applied_taxes"][0]["uid"] for li in o["line_items"]]
+        assert len(set(uids)) == 2 and all(uids)
+        # The generated references are stored: a later read shows the same uids.
+        again = eng.get_order(o["id"])
+        assert [li["applied_taxes"][0]["uid"] for li in again["line_items"]] == uids
+
+
+@scenario("pricing.taxes_after_discounts")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1000)],
+                    discounts=[{"uid": "d", "name": "D", "percentage": "10", "scope": "ORDER"}],
+                    taxes=[{"uid": "t", "name": "T", "percentage": "10", "scope": "ORDER"}])
+        assert o["total_tax_money"] == usd(90) and o["total_money"] == usd(990)
+        o = _priced(eng, [line(1100)], taxes=[
+            {"uid": "v", "name": "VAT", "percentage": "10", "type": "INCLUSIVE", "scope": "ORDER"}])
+        li = o["line_items"][0]
+        assert o["total_money"] == usd(1100) and o["total_tax_money"] == usd(100)
+        assert li["gross_sales_money"] == usd(1000) and o["taxes"][0]["type"] == "INCLUSIVE"
+
+
+@scenario("pricing.service_charge_phases")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1000)],
+                    taxes=[{"uid": "t", "name": "T", "percentage": "10", "scope": "ORDER"}],
+                    service_charges=[{"uid": "s", "name": "Tip", "percentage": "10",
+                                      "calculation_phase": "TOTAL_PHASE"}])
+        assert o["service_charges"][0]["applied_money"] == usd(110)
+        assert o["total_money"] == usd(1210)
+        o = _priced(eng, [line(1000)],
+                    taxes=[{"uid": "t", "name": "T", "percentage": "10", "scope": "ORDER"}],
+                    service_charges=[{"uid": "s", "name": "Svc", "percentage": "10", "taxable": True,
+                                      "calculation_phase": "SUBTOTAL_PHASE"}])
+        sc = o["service_charges"][0]
+        assert sc["applied_money"] == usd(100) and sc["total_tax_money"] == usd(10)
+        assert o["total_tax_money"] == usd(110) and o["total_money"] == usd(1210)
+
+
+@scenario("pricing.service_charge_phase")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: _priced(eng, [line(1000)], service_charges=[
+            {"uid": "s", "name": "S", "percentage": "10",
+             "calculation_phase": "APPORTIONED_AMOUNT_PHASE"}]),
+                 phase="APPORTIONED_AMOUNT_PHASE", field="order.service_charges[0].calculation_phase")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1000)], service_charges=[
+            {"uid": "s", "name": "S", "percentage": "10",
+             "calculation_phase": "APPORTIONED_PERCENTAGE_PHASE"}])
+        assert o["line_items"][0]["total_service_charge_money"] == usd(100)
+        err = catch(lambda: _priced(eng, [line(1000)], service_charges=[
+            {"uid": "s", "name": "S", "amount_money": usd(5), "taxable": True,
+             "calculation_phase": "TOTAL_PHASE"}]))
+        assert err.rule_id == "pricing.service_charge_phase"
+        assert err.field == "order.service_charges[0].taxable"
+
+
+@scenario("pricing.percentage_range")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: _priced(eng, [line(1000)], discounts=[
+            {"uid": "d", "name": "D", "percentage": "100.01", "scope": "ORDER"}]),
+                 value="100.01", maximum=100, field="order.discounts[0].percentage")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1000)], discounts=[
+            {"uid": "d", "name": "D", "percentage": "100", "scope": "ORDER"}])
+        assert o["total_money"] == usd(0)
+
+
+@scenario("pricing.quantity_precision")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: _priced(eng, [line(1000, qty="1.123456")]),
+                 value="1.123456", places=5, field="order.line_items[0].quantity")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert _priced(eng, [line(100000, qty="1.12345")])["total_money"] == usd(112345)
+        err = catch(lambda: _priced(eng, [pline(1000, qty="1.25",
+                                                quantity_unit={"precision": 1})]))
+        assert err.rule_id == "pricing.quantity_precision"
+
+
+@scenario("pricing.amount_overflow")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: _priced(eng, [line(2**62, qty="2")]),
+                 field="order.line_items[0].variation_total_price_money")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        before = eng.snapshot()
+        catch(lambda: _priced(eng, [line(2**62), line(2**62)]))  # each fits, the sum does not
+        assert eng.snapshot() == before
+        o = _priced(eng, [line(2**62), line(2**62 - 1)])
+        assert o["total_money"] == usd(2**63 - 1)
+
+
 @scenario("api.invalid_value")
 class _:
     @staticmethod

@@ -32,7 +32,7 @@ from .lifecycles.payment import (
     PaymentContext,
 )
 from .lifecycles.refund import DEFAULT_SETTLE_DELAY
-from .pricing import apply_pricing, attach_applied, derived_uid, parse_quantity, price_order
+from .pricing import apply_pricing, attach_applied, check_request, derived_uid, price_order
 from .rules import Variants, violation
 
 __all__ = ["Engine", "DomainEvent", "DECLINE_NONCES"]
@@ -444,8 +444,7 @@ class Engine:
                 for j, mod in enumerate(entry.get("modifiers") or []):
                     self._check_money(mod.get("base_price_money"),
                                       f"{base}.modifiers[{j}].base_price_money")
-                if list_name == "line_items" and "quantity" in entry:
-                    parse_quantity(entry["quantity"], f"{base}.quantity")
+        check_request(order, prefix)
 
     def _payments_of(self, tx: _Tx | None, order: Mapping[str, Any]) -> list[dict]:
         return [self._peek_payment(tx, pid) for pid in order.get("_payment_ids", ())]

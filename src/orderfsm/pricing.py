@@ -54,6 +54,7 @@ __all__ = [
     "spread",
     "round_half_even",
     "derived_uid",
+    "check_request",
 ]
 
 INT64_MAX = 2**63 - 1
@@ -123,6 +124,79 @@ def parse_percentage(text: Any, field: str, *, maximum: int | None = None) -> tu
     if maximum is not None and num > maximum * den:
         raise violation("pricing.percentage_range", field=field, value=text, maximum=maximum)
     return num, den * 100
+
+
+
+def _line_quantity(li: Mapping[str, Any], path: str) -> tuple[int, int]:
+    unit = li.get("quantity_unit")
+    precision = unit.get("precision") if isinstance(unit, dict) else None
+    return parse_quantity(li.get("quantity", "1"), f"{path}.quantity",
+                          precision=precision if type(precision) is int else None)
+
+
+def _modifier_quantity(mod: Mapping[str, Any], path: str) -> tuple[int, int]:
+    mq = mod.get("quantity")
+    return (1, 1) if mq is None else parse_quantity(mq, f"{path}.quantity", allow_zero=True)
+
+
+def _discount_rate(d: Mapping[str, Any], path: str) -> tuple[str, tuple[int, int] | None]:
+    """The discount's type and, for a percentage discount, its rate."""
+    dtype = d.get("type")
+    pct = d.get("percentage")
+    if dtype in ("FIXED_PERCENTAGE", "VARIABLE_PERCENTAGE") or (
+            dtype not in ("FIXED_AMOUNT", "VARIABLE_AMOUNT") and pct is not None):
+        rate = parse_percentage(pct if pct is not None else "0", f"{path}.percentage", maximum=100)
+        return (dtype if dtype in ("FIXED_PERCENTAGE", "VARIABLE_PERCENTAGE")
+                else "FIXED_PERCENTAGE"), rate
+    return (dtype if dtype in ("FIXED_AMOUNT", "VARIABLE_AMOUNT") else "FIXED_AMOUNT"), None
+
+
+def _tax_rate(t: Mapping[str, Any], path: str) -> tuple[str, tuple[int, int]]:
+    ttype = t.get("type")
+    if ttype not in ("ADDITIVE", "INCLUSIVE"):
+        ttype = "ADDITIVE"
+    return ttype, parse_percentage(t.get("percentage", "0"), f"{path}.percentage")
+
+
+def _charge_rate(s: Mapping[str, Any], path: str) -> tuple[str, tuple[int, int] | None]:
+    """The service charge's calculation phase and, for a percentage charge, its rate."""
+    phase = s.get("calculation_phase") or "SUBTOTAL_PHASE"
+    if phase not in _PHASES:
+        raise violation("api.invalid_value", field=f"{path}.calculation_phase",
+                        reason=f"Unknown calculation phase {phase}.")
+    pct = s.get("percentage")
+    rate = parse_percentage(pct, f"{path}.percentage") if pct is not None else None
+    if (phase == "APPORTIONED_PERCENTAGE_PHASE" and rate is None) or (
+            phase == "APPORTIONED_AMOUNT_PHASE" and rate is not None):
+        raise violation("pricing.service_charge_phase", field=f"{path}.calculation_phase",
+                        phase=phase)
+    if phase == "TOTAL_PHASE" and s.get("taxable"):
+        raise violation("pricing.service_charge_phase", field=f"{path}.taxable", phase=phase)
+    return phase, rate
+
+
+def check_request(order: Mapping[str, Any], prefix: str = "order") -> None:
+    """Reject, with the request's own field paths, what pricing could not compute: malformed or
+    out-of-range quantities and percentages and impossible service-charge phases. Used on
+    request bodies (a sparse UpdateOrder body included) before they are merged."""
+    for i, li in enumerate(order.get("line_items") or ()):
+        if not isinstance(li, dict):
+            continue
+        path = f"{prefix}.line_items[{i}]"
+        if "quantity" in li:
+            _line_quantity(li, path)
+        for j, mod in enumerate(li.get("modifiers") or ()):
+            if isinstance(mod, dict):
+                _modifier_quantity(mod, f"{path}.modifiers[{j}]")
+    for i, d in enumerate(order.get("discounts") or ()):
+        if isinstance(d, dict):
+            _discount_rate(d, f"{prefix}.discounts[{i}]")
+    for i, t in enumerate(order.get("taxes") or ()):
+        if isinstance(t, dict):
+            _tax_rate(t, f"{prefix}.taxes[{i}]")
+    for i, sc in enumerate(order.get("service_charges") or ()):
+        if isinstance(sc, dict):
+            _charge_rate(sc, f"{prefix}.service_charges[{i}]")
 
 
 def spread(total: int, weights: list) -> list[int]:
@@ -280,10 +354,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     gross = [0] * n
     for i, li in enumerate(lines):
         path = f"{prefix}.line_items[{i}]"
-        unit = li.get("quantity_unit")
-        precision = unit.get("precision") if isinstance(unit, dict) else None
-        qn, qd = parse_quantity(li.get("quantity", "1"), f"{path}.quantity",
-                                precision=precision if type(precision) is int else None)
+        qn, qd = _line_quantity(li, path)
         base = _amount(li.get("base_price_money"))
         variation = round_half_even(base * qn, qd)
         li["variation_total_price_money"] = m(_check(variation, f"{path}.variation_total_price_money"))
@@ -291,9 +362,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         for j, mod in enumerate(li.get("modifiers") or ()):
             if not isinstance(mod, dict):
                 continue
-            mq = mod.get("quantity")
-            mn, md = (1, 1) if mq is None else parse_quantity(
-                mq, f"{path}.modifiers[{j}].quantity", allow_zero=True)
+            mn, md = _modifier_quantity(mod, f"{path}.modifiers[{j}]")
             price = round_half_even(_amount(mod.get("base_price_money")) * mn * qn, md * qd)
             mod["total_price_money"] = m(_check(price, f"{path}.modifiers[{j}].total_price_money"))
             total += price
@@ -324,18 +393,11 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     line_disc = [0] * n
     plan = []
     for k, d in enumerate(discounts):
-        path = f"{prefix}.discounts[{k}]"
-        dtype = d.get("type")
-        pct = d.get("percentage")
-        if dtype in ("FIXED_PERCENTAGE", "VARIABLE_PERCENTAGE") or (
-                dtype not in ("FIXED_AMOUNT", "VARIABLE_AMOUNT") and pct is not None):
-            rate = parse_percentage(pct if pct is not None else "0", f"{path}.percentage", maximum=100)
-            d["type"] = dtype if dtype in ("FIXED_PERCENTAGE", "VARIABLE_PERCENTAGE") else "FIXED_PERCENTAGE"
+        d["type"], rate = _discount_rate(d, f"{prefix}.discounts[{k}]")
+        if rate is not None:
             value: Any = Fraction(*rate)
             step = 0
         else:
-            d["type"] = dtype if dtype in ("FIXED_AMOUNT", "VARIABLE_AMOUNT") else "FIXED_AMOUNT"
-            rate = None
             value = _amount(d.get("amount_money"))
             step = 2
         order_scope = d["uid"] in scoped["applied_discounts"]
@@ -373,19 +435,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     total_charges = []
     apportioned = []
     for k, s in enumerate(charges):
-        path = f"{prefix}.service_charges[{k}]"
-        phase = s.get("calculation_phase") or "SUBTOTAL_PHASE"
-        if phase not in _PHASES:
-            raise violation("api.invalid_value", field=f"{path}.calculation_phase",
-                            reason=f"Unknown calculation phase {phase}.")
-        pct = s.get("percentage")
-        rate = parse_percentage(pct, f"{path}.percentage") if pct is not None else None
-        if phase == "APPORTIONED_PERCENTAGE_PHASE" and rate is None or (
-                phase == "APPORTIONED_AMOUNT_PHASE" and rate is not None):
-            raise violation("pricing.service_charge_phase", field=f"{path}.calculation_phase",
-                            phase=phase)
-        if phase == "TOTAL_PHASE" and s.get("taxable"):
-            raise violation("pricing.service_charge_phase", field=f"{path}.taxable", phase=phase)
+        phase, rate = _charge_rate(s, f"{prefix}.service_charges[{k}]")
         s.setdefault("calculation_phase", phase)
         s.setdefault("type", "CUSTOM")
         entry = (phase, Fraction(*rate) if rate else _amount(s.get("amount_money")),
@@ -404,6 +454,10 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         members = [i for i in range(n) if ("applied_service_charges", uid) in by_line[i]]
         weights = [running[i] for i in members]
         amount = round_half_even(sum(weights) * rate[0], rate[1]) if rate else value
+        if not members:
+            amount = 0
+        elif amount and not any(weights):  # a fixed charge on lines that are all zero: even split
+            weights = [1] * len(members)
         shares = spread(amount, weights)
         for i, share in zip(members, shares):
             running[i] += share
@@ -442,13 +496,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         items.append(item)
     rates = {}
     for k, t in enumerate(taxes):
-        ttype = t.get("type") or "ADDITIVE"
-        if ttype not in ("ADDITIVE", "INCLUSIVE"):
-            ttype = "ADDITIVE"
-        t["type"] = ttype
+        t["type"], rate = _tax_rate(t, f"{prefix}.taxes[{k}]")
         t.setdefault("scope", "ORDER" if t["uid"] in scoped["applied_taxes"] else "LINE_ITEM")
-        rates[t["uid"]] = (ttype, parse_percentage(t.get("percentage", "0"),
-                                                   f"{prefix}.taxes[{k}].percentage"))
+        rates[t["uid"]] = (t["type"], rate)
     inclusive = [t["uid"] for t in taxes if rates[t["uid"]][0] == "INCLUSIVE"]
     if inclusive:
         combined = {}
@@ -487,7 +537,10 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     for i, li in enumerate(lines):
         path = f"{prefix}.line_items[{i}]"
         it = items[i]
-        li["gross_sales_money"] = m(gross[i] - it.tax_incl if deduct_inclusive else gross[i])
+        sales_incl = it.tax_incl
+        if sales_incl and taxable_sc[i]:  # the part of it that falls on the line's own sales
+            sales_incl = round_half_even(sales_incl * remaining[i], it.base)
+        li["gross_sales_money"] = m(gross[i] - sales_incl if deduct_inclusive else gross[i])
         li["total_tax_money"] = m(_check(it.tax_add + it.tax_incl, f"{path}.total_tax_money"))
         li["total_discount_money"] = m(line_disc[i])
         li["total_service_charge_money"] = m(line_sc[i])

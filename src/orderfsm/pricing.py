@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import marshal
 import re
 from fractions import Fraction
 from typing import Any, Callable, Mapping
@@ -67,6 +68,8 @@ _DECIMAL = re.compile(r"(\d*)(?:\.(\d*))?\Z")
 _PHASES = ("APPORTIONED_PERCENTAGE_PHASE", "APPORTIONED_AMOUNT_PHASE", "SUBTOTAL_PHASE",
            "TOTAL_PHASE")
 _MAX_QUANTITY_DECIMALS = 5  # OrderQuantityUnit.precision: "Min: 0. Max: 5."
+# Whole quantities a request usually carries, parsed once.
+_SIMPLE_QUANTITIES = {str(q): (q, 1) for q in range(1, 1000)}
 
 
 def money(amount: int, currency: str) -> dict[str, Any]:
@@ -212,12 +215,19 @@ def spread(total: int, weights: list) -> list[int]:
         return [0] * n
     if n == 1:
         return [total]
-    if all(type(w) is int for w in weights):
-        shares = [total * w // whole for w in weights]
+    if type(whole) is int:  # all weights are ints
+        shares = []
+        keys = []
+        i = 0
+        for w in weights:
+            q, r = divmod(total * w, whole)
+            shares.append(q)
+            keys.append((-r, -w, i))
+            i += 1
         rest = total - sum(shares)
         if rest:
-            order = sorted(range(n), key=lambda i: (-(total * weights[i] % whole), -weights[i], i))
-            for i in order[:rest]:
+            keys.sort()
+            for _r, _w, i in keys[:rest]:
                 shares[i] += 1
         return shares
     exact = [Fraction(total) * w / whole for w in weights]
@@ -238,18 +248,38 @@ def _amount(m: Any) -> int:
     return 0
 
 
+_B64_ALNUM = bytes.maketrans(b"+/", b"xZ")
+
+
 def derived_uid(*parts: str) -> str:
     """A stable uid for an entry Square would generate (a pure function of what it refers to)."""
     digest = hashlib.blake2b("|".join(parts).encode(), digest_size=18).digest()
-    return base64.b64encode(digest).translate(bytes.maketrans(b"+/", b"xZ")).decode()[:22]
+    return base64.b64encode(digest).translate(_B64_ALNUM).decode()[:22]
+
+
+class _AppliedUids:
+    """uids for generated applied references: 11 characters from the owner (a line or a service
+    charge) and 11 from the adjustment, each hashed once per pricing."""
+
+    __slots__ = ("_half",)
+
+    def __init__(self) -> None:
+        self._half: dict[tuple[str, Any], str] = {}
+
+    def half(self, kind: str, uid: Any) -> str:
+        key = (kind, uid)
+        got = self._half.get(key)
+        if got is None:
+            got = self._half[key] = derived_uid(kind, str(uid))[:11]
+        return got
+
+    def __call__(self, owner: Any, adjustment: Any) -> str:
+        return self.half("owner", owner) + self.half("adjustment", adjustment)
 
 
 def _clone(value: Any) -> Any:
-    if type(value) is dict:
-        return {k: _clone(v) for k, v in value.items()}
-    if type(value) is list:
-        return [_clone(v) for v in value]
-    return value
+    """A deep copy of JSON-shaped data (marshal does it in C)."""
+    return marshal.loads(marshal.dumps(value))
 
 
 # ------------------------------------------------------------------------------ references
@@ -259,11 +289,12 @@ _REFS = (("applied_discounts", "discount_uid", "discounts"),
 
 
 def _order_scoped(order: Mapping[str, Any], lines: list) -> dict[str, set]:
-    """uids of the ORDER-scope discounts, taxes and apportioned service charges."""
+    """uids of the ORDER-scope discounts, taxes and apportioned service charges. An adjustment
+    without a scope is ORDER scope unless a line refers to it."""
     out: dict[str, set] = {}
     for key, ref, top in _REFS:
-        referenced = {a.get(ref) for li in lines for a in li.get(key) or () if isinstance(a, dict)}
         scoped = set()
+        unscoped = []
         for entry in order.get(top) or ():
             if not isinstance(entry, dict):
                 continue
@@ -271,8 +302,14 @@ def _order_scoped(order: Mapping[str, Any], lines: list) -> dict[str, set]:
                     "APPORTIONED"):
                 continue
             scope = entry.get("scope")
-            if scope == "ORDER" or (scope is None and entry.get("uid") not in referenced):
+            if scope == "ORDER":
                 scoped.add(entry.get("uid"))
+            elif scope is None:
+                unscoped.append(entry.get("uid"))
+        if unscoped:
+            referenced = {a.get(ref) for li in lines for a in li.get(key) or ()
+                          if isinstance(a, dict)}
+            scoped.update(uid for uid in unscoped if uid not in referenced)
         out[key] = scoped
     return out
 
@@ -297,8 +334,12 @@ def attach_applied(order: dict, new_uid: Callable[[], str]) -> None:
         known = {e.get("uid") for e in order.get(top) or () if isinstance(e, dict)}
         wanted = scoped[key]
         for li in lines:
-            current = [a for a in li.get(key) or () if isinstance(a, dict) and a.get(ref) in known]
-            have = {a.get(ref) for a in current}
+            current = []
+            have = set()
+            for a in li.get(key) or ():
+                if isinstance(a, dict) and a.get(ref) in known and a.get(ref) not in have:
+                    current.append(a)
+                    have.add(a.get(ref))
             for uid in (e.get("uid") for e in order.get(top) or () if isinstance(e, dict)):
                 if uid in wanted and uid not in have:
                     current.append({"uid": new_uid(), ref: uid})
@@ -317,19 +358,6 @@ def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order") 
     return out
 
 
-class _Item:
-    """A taxable thing: a line item or a subtotal-phase service charge."""
-
-    __slots__ = ("base", "entries", "incl", "tax_add", "tax_incl")
-
-    def __init__(self, base: int, entries: dict) -> None:
-        self.base = base
-        self.entries = entries  # tax uid -> applied-tax dict
-        self.incl = 0
-        self.tax_add = 0
-        self.tax_incl = 0
-
-
 def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str, Any]:
     """Fill in every computed money field of ``order`` in place and return it.
 
@@ -337,56 +365,85 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     ("order" for a request body). Raises a Square error for a malformed percentage or quantity,
     and for a computed amount beyond int64.
     """
-    m = lambda amount: {"amount": amount, "currency": currency}  # noqa: E731
-    lines = [li for li in order.get("line_items") or () if isinstance(li, dict)]
-    discounts = [d for d in order.get("discounts") or () if isinstance(d, dict)]
-    taxes = [t for t in order.get("taxes") or () if isinstance(t, dict)]
-    charges = [s for s in order.get("service_charges") or () if isinstance(s, dict)]
-    for name, entries in (("discounts", discounts), ("taxes", taxes),
-                          ("service_charges", charges)):
+    cur = currency
+    lines = [li for li in order.get("line_items") or () if type(li) is dict]
+    discounts = [d for d in order.get("discounts") or () if type(d) is dict]
+    taxes = [t for t in order.get("taxes") or () if type(t) is dict]
+    charges = [s for s in order.get("service_charges") or () if type(s) is dict]
+    tops = {"discounts": discounts, "taxes": taxes, "service_charges": charges}
+    for name, entries in tops.items():
         for i, e in enumerate(entries):
             if not e.get("uid"):
                 e["uid"] = derived_uid(name, str(i))
     scoped = _order_scoped(order, lines)
     n = len(lines)
+    applied_uid = _AppliedUids()
 
     # 1. line amounts
     gross = [0] * n
     for i, li in enumerate(lines):
-        path = f"{prefix}.line_items[{i}]"
-        qn, qd = _line_quantity(li, path)
-        base = _amount(li.get("base_price_money"))
-        variation = round_half_even(base * qn, qd)
-        li["variation_total_price_money"] = m(_check(variation, f"{path}.variation_total_price_money"))
+        q = li.get("quantity")
+        if type(q) is str and q in _SIMPLE_QUANTITIES and "quantity_unit" not in li:
+            qn, qd = _SIMPLE_QUANTITIES[q]
+        else:
+            qn, qd = _line_quantity(li, f"{prefix}.line_items[{i}]")
+        variation = _amount(li.get("base_price_money")) * qn
+        if qd != 1:
+            variation = round_half_even(variation, qd)
+        li["variation_total_price_money"] = {"amount": variation, "currency": cur}
         total = variation
-        for j, mod in enumerate(li.get("modifiers") or ()):
-            if not isinstance(mod, dict):
-                continue
-            mn, md = _modifier_quantity(mod, f"{path}.modifiers[{j}]")
-            price = round_half_even(_amount(mod.get("base_price_money")) * mn * qn, md * qd)
-            mod["total_price_money"] = m(_check(price, f"{path}.modifiers[{j}].total_price_money"))
-            total += price
-        gross[i] = _check(total, f"{path}.gross_sales_money")
+        mods = li.get("modifiers")
+        if mods:
+            for j, mod in enumerate(mods):
+                if type(mod) is not dict:
+                    continue
+                mn, md = _modifier_quantity(mod, f"{prefix}.line_items[{i}].modifiers[{j}]")
+                price = round_half_even(_amount(mod.get("base_price_money")) * mn * qn, md * qd)
+                if price > INT64_MAX:
+                    _overflow(f"{prefix}.line_items[{i}].modifiers[{j}].total_price_money")
+                mod["total_price_money"] = {"amount": price, "currency": cur}
+                total += price
+        if total > INT64_MAX:
+            _overflow(f"{prefix}.line_items[{i}]." + (
+                "variation_total_price_money" if variation > INT64_MAX else "gross_sales_money"))
+        gross[i] = total
 
-    # Applied references: each line's entries by adjustment uid (ORDER scope ones generated).
-    by_line: list[dict[str, dict]] = [{} for _ in range(n)]
+    # Applied references: for each adjustment, the (line index, applied entry) pairs in line
+    # order; the ones Square generates for ORDER scope are added here.
+    refs: dict[str, dict[Any, list]] = {}
     for key, ref, top in _REFS:
-        known = {e["uid"] for e in (discounts if top == "discounts" else
-                                    taxes if top == "taxes" else charges)}
-        wanted = scoped[key]
+        known = {e["uid"] for e in tops[top]}
+        wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
+        table: dict[Any, list] = {}
+        refs[key] = table
+        if not known:
+            continue
         for i, li in enumerate(lines):
-            current = [a for a in li.get(key) or () if isinstance(a, dict) and a.get(ref) in known]
-            have = {a[ref] for a in current}
-            line_uid = str(li.get("uid") or i)
-            for uid in wanted:
-                if uid not in have:
-                    current.append({"uid": derived_uid("applied", line_uid, uid), ref: uid})
+            got = li.get(key)
+            if not got and not wanted:
+                continue
+            current = []
+            have = set()
+            for a in got or ():
+                if type(a) is dict:
+                    r = a.get(ref)
+                    if r in known and r not in have:
+                        current.append(a)
+                        have.add(r)
+            if len(have) < len(wanted) or not have.issuperset(wanted):
+                line_uid = str(li.get("uid") or i)
+                for uid in wanted:
+                    if uid not in have:
+                        current.append({"uid": applied_uid(line_uid, uid), ref: uid})
             for a in current:
                 if not a.get("uid"):
-                    a["uid"] = derived_uid("applied", line_uid, a[ref])
-                by_line[i][(key, a[ref])] = a
-            if current or key in li:
-                li[key] = current
+                    a["uid"] = applied_uid(str(li.get("uid") or i), a[ref])
+                members = table.get(a[ref])
+                if members is None:
+                    table[a[ref]] = [(i, a)]
+                else:
+                    members.append((i, a))
+            li[key] = current
 
     # 2. discounts
     remaining = gross[:]
@@ -406,26 +463,26 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         d.setdefault("scope", "ORDER" if order_scope else "LINE_ITEM")
         plan.append((step, value, str(d["uid"]), d, rate))
     plan.sort(key=lambda p: p[:3])
-    for _step, value, uid, d, rate in plan:
-        members = [i for i in range(n) if ("applied_discounts", uid) in by_line[i]]
-        base = sum(remaining[i] for i in members)
-        if rate is not None:
-            amount = round_half_even(base * rate[0], rate[1])
-        else:
-            amount = min(value, base)
-        shares = spread(amount, [remaining[i] for i in members])
-        for i, share in zip(members, shares):
+    disc_refs = refs["applied_discounts"]
+    for _step, value, _s, d, rate in plan:
+        members = disc_refs.get(d["uid"], ())
+        weights = [remaining[i] for i, _a in members]
+        base = sum(weights)
+        amount = round_half_even(base * rate[0], rate[1]) if rate is not None else min(value, base)
+        for (i, a), share in zip(members, spread(amount, weights)):
             remaining[i] -= share
             line_disc[i] += share
-            by_line[i][("applied_discounts", uid)]["applied_money"] = m(share)
-        d["applied_money"] = m(amount)
-    if plan:
-        rank = {p[2]: r for r, p in enumerate(plan)}
+            a["applied_money"] = {"amount": share, "currency": cur}
+        d["applied_money"] = {"amount": amount, "currency": cur}
+    if len(plan) > 1:
+        rank = {id(p[3]): r for r, p in enumerate(plan)}
+        by_uid = {p[3]["uid"]: rank[id(p[3])] for p in plan}
         order["discounts"] = [p[3] for p in plan] + [d for d in order["discounts"]
-                                                     if not isinstance(d, dict)]
+                                                     if type(d) is not dict]
         for li in lines:
-            if li.get("applied_discounts"):
-                li["applied_discounts"].sort(key=lambda a: rank[a["discount_uid"]])
+            applied = li.get("applied_discounts")
+            if applied and len(applied) > 1:
+                applied.sort(key=lambda a: by_uid[a["discount_uid"]])
 
     # 3.-4. service charges before taxes
     line_sc = [0] * n
@@ -450,139 +507,162 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         else:
             total_charges.append(entry)
     apportioned.sort(key=lambda e: (_PHASES.index(e[0]), e[1], e[2]))
-    for _phase, value, uid, s, rate, _k in apportioned:
-        members = [i for i in range(n) if ("applied_service_charges", uid) in by_line[i]]
-        weights = [running[i] for i in members]
+    sc_refs = refs["applied_service_charges"]
+    for _phase, value, _s, s, rate, _k in apportioned:
+        members = sc_refs.get(s["uid"], ())
+        weights = [running[i] for i, _a in members]
         amount = round_half_even(sum(weights) * rate[0], rate[1]) if rate else value
         if not members:
             amount = 0
         elif amount and not any(weights):  # a fixed charge on lines that are all zero: even split
             weights = [1] * len(members)
-        shares = spread(amount, weights)
-        for i, share in zip(members, shares):
+        taxable = bool(s.get("taxable"))
+        for (i, a), share in zip(members, spread(amount, weights)):
             running[i] += share
             line_sc[i] += share
-            if s.get("taxable"):
+            if taxable:
                 taxable_sc[i] += share
-            by_line[i][("applied_service_charges", uid)]["applied_money"] = m(share)
-        s["applied_money"] = m(amount)
+            a["applied_money"] = {"amount": share, "currency": cur}
+        s["applied_money"] = {"amount": amount, "currency": cur}
     subtotal = sum(running)
-    for _phase, value, _uid_, s, rate, k in subtotal_charges:
+    for _phase, value, _s, s, rate, k in subtotal_charges:
         amount = round_half_even(subtotal * rate[0], rate[1]) if rate else value
-        s["applied_money"] = m(_check(amount, f"{prefix}.service_charges[{k}].applied_money"))
+        if amount > INT64_MAX:
+            _overflow(f"{prefix}.service_charges[{k}].applied_money")
+        s["applied_money"] = {"amount": amount, "currency": cur}
 
-    # 5. taxes
-    items = []
-    for i, li in enumerate(lines):
-        entries = {u: a for (key, u), a in by_line[i].items() if key == "applied_taxes"}
-        items.append(_Item(remaining[i] + taxable_sc[i], entries))
-    charge_items = {}
+    # 5. taxes, on "items": the lines (0..n-1), then the taxable subtotal-phase charges
+    tax_base = [remaining[i] + taxable_sc[i] for i in range(n)]
+    tax_refs = {uid: list(members) for uid, members in refs["applied_taxes"].items()}
+    charge_item: dict[int, int] = {}
     order_taxes = [t["uid"] for t in taxes if t["uid"] in scoped["applied_taxes"]]
     known_taxes = {t["uid"] for t in taxes}
-    for _phase, _value, _u, s, _rate, k in subtotal_charges:
+    for _phase, _value, _s, s, _rate, k in subtotal_charges:
         if not s.get("taxable"):
             continue
         current = [a for a in s.get("applied_taxes") or ()
-                   if isinstance(a, dict) and a.get("tax_uid") in known_taxes]
+                   if type(a) is dict and a.get("tax_uid") in known_taxes]
         have = {a["tax_uid"] for a in current}
         for uid in order_taxes:
             if uid not in have:
-                current.append({"uid": derived_uid("applied", str(s["uid"]), uid), "tax_uid": uid})
-        for a in current:
-            a.setdefault("uid", derived_uid("applied", str(s["uid"]), a["tax_uid"]))
+                current.append({"uid": applied_uid(str(s["uid"]), uid), "tax_uid": uid})
         s["applied_taxes"] = current
-        item = _Item(s["applied_money"]["amount"], {a["tax_uid"]: a for a in current})
-        charge_items[k] = item
-        items.append(item)
+        idx = len(tax_base)
+        charge_item[k] = idx
+        tax_base.append(s["applied_money"]["amount"])
+        for a in current:
+            if not a.get("uid"):
+                a["uid"] = applied_uid(str(s["uid"]), a["tax_uid"])
+            tax_refs.setdefault(a["tax_uid"], []).append((idx, a))
+    n_items = len(tax_base)
+    incl = [0] * n_items
+    add = [0] * n_items
     rates = {}
     for k, t in enumerate(taxes):
         t["type"], rate = _tax_rate(t, f"{prefix}.taxes[{k}]")
         t.setdefault("scope", "ORDER" if t["uid"] in scoped["applied_taxes"] else "LINE_ITEM")
-        rates[t["uid"]] = (t["type"], rate)
-    inclusive = [t["uid"] for t in taxes if rates[t["uid"]][0] == "INCLUSIVE"]
+        rates[t["uid"]] = rate
+    inclusive = [t["uid"] for t in taxes if t["type"] == "INCLUSIVE"]
+    applied_tax: dict[Any, int] = {}
     if inclusive:
-        combined = {}
-        for it in items:
-            r = sum((Fraction(*rates[u][1]) for u in inclusive if u in it.entries), Fraction(0))
-            combined[id(it)] = r
+        # Rates over one common denominator D: a tax of a/D on an item whose inclusive rates add
+        # up to A/D holds base * a / (D + A) of the item's price.
+        den = max(rates[uid][1] for uid in inclusive)  # powers of ten: the largest is common
+        scaled = {uid: rates[uid][0] * (den // rates[uid][1]) for uid in inclusive}
+        combined = [0] * n_items
         for uid in inclusive:
-            rate = Fraction(*rates[uid][1])
-            members = [it for it in items if uid in it.entries]
-            exact = [it.base * rate / (1 + combined[id(it)]) for it in members]
-            whole = sum(exact, Fraction(0))
-            amount = round_half_even(whole.numerator, whole.denominator)
-            for it, share in zip(members, spread(amount, exact)):
-                it.incl += share
-                it.tax_incl += share
-                it.entries[uid]["applied_money"] = m(share)
-            rates[uid] = rates[uid] + (amount,)
+            for idx, _a in tax_refs.get(uid, ()):
+                combined[idx] += scaled[uid]
+        for uid in inclusive:
+            a_rate = scaled[uid]
+            members = tax_refs.get(uid, ())
+            dens = {den + combined[idx] for idx, _a in members}
+            weights: list
+            if len(dens) <= 1:  # one combined rate (the usual case): integer weights
+                d_all = dens.pop() if dens else 1
+                weights = [tax_base[idx] * a_rate for idx, _a in members]
+                amount = round_half_even(sum(weights), d_all)
+            else:
+                weights = [Fraction(tax_base[idx] * a_rate, den + combined[idx])
+                           for idx, _a in members]
+                whole = sum(weights, Fraction(0))
+                amount = round_half_even(whole.numerator, whole.denominator)
+            for (idx, a), share in zip(members, spread(amount, weights)):
+                incl[idx] += share
+                a["applied_money"] = {"amount": share, "currency": cur}
+            applied_tax[uid] = amount
     for t in taxes:
         uid = t["uid"]
-        kind, rate = rates[uid][:2]
-        if kind == "INCLUSIVE":
-            t["applied_money"] = m(rates[uid][2])
+        if t["type"] == "INCLUSIVE":
+            t["applied_money"] = {"amount": applied_tax[uid], "currency": cur}
             continue
-        members = [it for it in items if uid in it.entries]
-        weights = [it.base - it.incl for it in members]
+        rate = rates[uid]
+        members = tax_refs.get(uid, ())
+        weights = [tax_base[idx] - incl[idx] for idx, _a in members]
         amount = round_half_even(sum(weights) * rate[0], rate[1])
-        for it, share in zip(members, spread(amount, weights)):
-            it.tax_add += share
-            it.entries[uid]["applied_money"] = m(share)
-        t["applied_money"] = m(_check(amount, f"{prefix}.total_tax_money"))
+        for (idx, a), share in zip(members, spread(amount, weights)):
+            add[idx] += share
+            a["applied_money"] = {"amount": share, "currency": cur}
+        t["applied_money"] = {"amount": amount, "currency": cur}
 
     # line results
-    deduct_inclusive = currency in _INCLUSIVE_OUT_OF_GROSS
+    deduct_inclusive = cur in _INCLUSIVE_OUT_OF_GROSS
     total = 0
     tax_total = 0
     for i, li in enumerate(lines):
-        path = f"{prefix}.line_items[{i}]"
-        it = items[i]
-        sales_incl = it.tax_incl
+        sales_incl = incl[i]
         if sales_incl and taxable_sc[i]:  # the part of it that falls on the line's own sales
-            sales_incl = round_half_even(sales_incl * remaining[i], it.base)
-        li["gross_sales_money"] = m(gross[i] - sales_incl if deduct_inclusive else gross[i])
-        li["total_tax_money"] = m(_check(it.tax_add + it.tax_incl, f"{path}.total_tax_money"))
-        li["total_discount_money"] = m(line_disc[i])
-        li["total_service_charge_money"] = m(line_sc[i])
-        line_total = _check(remaining[i] + line_sc[i] + it.tax_add, f"{path}.total_money")
-        li["total_money"] = m(line_total)
+            sales_incl = round_half_even(sales_incl * remaining[i], tax_base[i])
+        line_tax = add[i] + incl[i]
+        line_total = remaining[i] + line_sc[i] + add[i]
+        if line_total > INT64_MAX or line_tax > INT64_MAX:
+            _overflow(f"{prefix}.line_items[{i}]." + (
+                "total_money" if line_total > INT64_MAX else "total_tax_money"))
+        li["gross_sales_money"] = {"amount": gross[i] - sales_incl if deduct_inclusive
+                                   else gross[i], "currency": cur}
+        li["total_tax_money"] = {"amount": line_tax, "currency": cur}
+        li["total_discount_money"] = {"amount": line_disc[i], "currency": cur}
+        li["total_service_charge_money"] = {"amount": line_sc[i], "currency": cur}
+        li["total_money"] = {"amount": line_total, "currency": cur}
         total += line_total
-        tax_total += it.tax_add + it.tax_incl
+        tax_total += line_tax
     charge_total = sum(line_sc)
-    for _phase, _value, _u, s, _rate, k in subtotal_charges:
-        path = f"{prefix}.service_charges[{k}]"
+    for _phase, _value, _s, s, _rate, k in subtotal_charges:
         applied = s["applied_money"]["amount"]
-        it = charge_items.get(k)
-        add, incl = (it.tax_add, it.tax_incl) if it else (0, 0)
-        s["total_tax_money"] = m(add + incl)
-        s["total_money"] = m(_check(applied + add, f"{path}.total_money"))
-        total += applied + add
-        tax_total += add + incl
+        idx = charge_item.get(k)
+        c_add, c_incl = (add[idx], incl[idx]) if idx is not None else (0, 0)
+        if applied + c_add > INT64_MAX:
+            _overflow(f"{prefix}.service_charges[{k}].total_money")
+        s["total_tax_money"] = {"amount": c_add + c_incl, "currency": cur}
+        s["total_money"] = {"amount": applied + c_add, "currency": cur}
+        total += applied + c_add
+        tax_total += c_add + c_incl
         charge_total += applied
-    for _phase, _value, _u, s, _rate, k in apportioned:
-        s["total_tax_money"] = m(0)
-        s["total_money"] = s["applied_money"]
+    for _phase, _value, _s, s, _rate, k in apportioned:
+        s["total_tax_money"] = {"amount": 0, "currency": cur}
+        s["total_money"] = dict(s["applied_money"])
     # 6. total-phase charges on everything so far
     before_total_phase = total
-    for _phase, value, _u, s, rate, k in total_charges:
-        path = f"{prefix}.service_charges[{k}]"
+    for _phase, value, _s, s, rate, k in total_charges:
         amount = round_half_even(before_total_phase * rate[0], rate[1]) if rate else value
-        s["applied_money"] = m(_check(amount, f"{path}.applied_money"))
-        s["total_tax_money"] = m(0)
-        s["total_money"] = m(amount)
+        if amount > INT64_MAX:
+            _overflow(f"{prefix}.service_charges[{k}].applied_money")
+        s["applied_money"] = {"amount": amount, "currency": cur}
+        s["total_tax_money"] = {"amount": 0, "currency": cur}
+        s["total_money"] = {"amount": amount, "currency": cur}
         total += amount
         charge_total += amount
-    order["total_money"] = m(_check(total, f"{prefix}.total_money"))
-    order["total_tax_money"] = m(_check(tax_total, f"{prefix}.total_tax_money"))
-    order["total_discount_money"] = m(sum(line_disc))
-    order["total_tip_money"] = m(0)
-    order["total_service_charge_money"] = m(_check(charge_total,
-                                                   f"{prefix}.total_service_charge_money"))
+    for key, amount in (("total_money", total), ("total_tax_money", tax_total),
+                        ("total_service_charge_money", charge_total)):
+        if amount > INT64_MAX:
+            _overflow(f"{prefix}.{key}")
+    order["total_money"] = {"amount": total, "currency": cur}
+    order["total_tax_money"] = {"amount": tax_total, "currency": cur}
+    order["total_discount_money"] = {"amount": sum(line_disc), "currency": cur}
+    order["total_tip_money"] = {"amount": 0, "currency": cur}
+    order["total_service_charge_money"] = {"amount": charge_total, "currency": cur}
     return order
 
 
-def _check(amount: int, field: str) -> int:
-    if amount > INT64_MAX:
-        raise violation("pricing.amount_overflow", field=field)
-    return amount
-
+def _overflow(field: str) -> None:
+    raise violation("pricing.amount_overflow", field=field)

@@ -1,0 +1,142 @@
+"""Pricing benchmark: one order with 100 line items, 5 order-level discounts, 3 taxes and
+2 service charges.
+
+    python bench/pricing.py             # the table
+    python bench/pricing.py --profile   # plus a cProfile of the stored-order case
+
+Three ways the order gets priced:
+  * price_order on the request body: the pure function on an order as a client sends it (it also
+    derives the uids of the 800 applied references Square generates);
+  * price_order on the stored order: as the engine keeps it, references already attached;
+  * Engine.render_order of the stored order: what RetrieveOrder does (pricing plus tenders,
+    net amounts and the copy).
+Target: under 2 ms for the pure function. Each figure is the median of several runs of many
+repetitions (time.perf_counter); the CPU-time column (time.process_time) shows how much of the
+wall time a busy machine added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import os
+import pstats
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
+
+from orderfsm.clock import ManualClock  # noqa: E402
+from orderfsm.engine import Engine  # noqa: E402
+from orderfsm.pricing import price_order  # noqa: E402
+
+RUNS = 7
+REPS = 200
+TARGET_MS = 2.0
+
+
+def usd(amount: int) -> dict[str, Any]:
+    return {"amount": amount, "currency": "USD"}
+
+
+def make_order() -> dict[str, Any]:
+    lines = []
+    for i in range(100):
+        li: dict[str, Any] = {"uid": f"line-{i}", "name": f"Item {i}",
+                              "quantity": ("1", "2", "3", "1.5")[i % 4],
+                              "base_price_money": usd(199 + 37 * i)}
+        if i % 3 == 0:
+            li["modifiers"] = [{"uid": f"mod-{i}", "name": "Extra",
+                                "base_price_money": usd(50)}]
+        lines.append(li)
+    return {
+        "location_id": "main",
+        "line_items": lines,
+        "discounts": [
+            {"uid": "d-pct-5", "name": "5 %", "percentage": "5", "scope": "ORDER"},
+            {"uid": "d-pct-half", "name": "0.5 %", "percentage": "0.5", "scope": "ORDER"},
+            {"uid": "d-pct-12", "name": "12.5 %", "percentage": "12.5", "scope": "ORDER"},
+            {"uid": "d-amt-100", "name": "$1 off", "amount_money": usd(100), "scope": "ORDER"},
+            {"uid": "d-amt-2500", "name": "$25 off", "amount_money": usd(2500), "scope": "ORDER"},
+        ],
+        "taxes": [
+            {"uid": "t-state", "name": "State", "percentage": "6.25", "scope": "ORDER"},
+            {"uid": "t-city", "name": "City", "percentage": "2.5", "scope": "ORDER"},
+            {"uid": "t-vat", "name": "Included", "percentage": "5", "type": "INCLUSIVE",
+             "scope": "ORDER"},
+        ],
+        "service_charges": [
+            {"uid": "s-svc", "name": "Service", "percentage": "10", "taxable": True,
+             "calculation_phase": "SUBTOTAL_PHASE"},
+            {"uid": "s-tip", "name": "Gratuity", "percentage": "18",
+             "calculation_phase": "TOTAL_PHASE"},
+        ],
+    }
+
+
+def timed(fn: Callable[[], Any], reps: int = REPS) -> tuple[float, float]:
+    gc.collect()
+    c0, t0 = time.process_time(), time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t0) / reps, (time.process_time() - c0) / reps
+
+
+def median_of(fn: Callable[[], Any]) -> dict[str, float]:
+    fn()  # warm up
+    samples = [timed(fn) for _ in range(RUNS)]
+    wall = [w for w, _ in samples]
+    return {"median": statistics.median(wall), "min": min(wall), "max": max(wall),
+            "cpu": statistics.median(c for _, c in samples)}
+
+
+def cases() -> dict[str, Callable[[], Any]]:
+    body = make_order()
+    eng = Engine(clock=ManualClock(), seed="bench")
+    made = eng.create_order(body)
+    stored = eng.orders[made["id"]]
+    return {
+        "price_order(request body)": lambda: price_order(body, "USD"),
+        "price_order(stored order)": lambda: price_order(stored, "USD"),
+        "Engine.render_order(stored)": lambda: eng.render_order(stored),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    order = price_order(make_order(), "USD")
+    print(f"order: 100 line items, 5 order-level discounts, 3 taxes, 2 service charges; "
+          f"total_money {order['total_money']['amount']}")
+    print(f"{'case':32} {'median ms':>10} {'min':>8} {'max':>8} {'cpu ms':>8}")
+    results = {}
+    for name, fn in cases().items():
+        r = median_of(fn)
+        results[name] = r
+        print(f"{name:32} {r['median'] * 1e3:10.3f} {r['min'] * 1e3:8.3f} {r['max'] * 1e3:8.3f} "
+              f"{r['cpu'] * 1e3:8.3f}")
+    pure = results["price_order(request body)"]["median"] * 1e3
+    verdict = "meets" if pure < TARGET_MS else "MISSES"
+    print(f"price_order on the request body: {pure:.3f} ms, {verdict} the {TARGET_MS} ms target "
+          f"({pure / TARGET_MS:.2f}x of it)")
+    if args.profile:
+        fn = cases()["price_order(stored order)"]
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(REPS):
+            fn()
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(15)
+        print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -417,6 +417,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         table: dict[Any, list] = {}
         refs[key] = table
         if not known:
+            for li in lines:
+                if li.get(key):
+                    li[key] = []
             continue
         for i, li in enumerate(lines):
             got = li.get(key)

@@ -811,11 +811,16 @@ _RULES += [
          ("P6",), I,
          example="ORDER 5 % and 0.5 % on 6099: 30 then 303 (not 305 then 29)."),
     Rule("pricing.order_scope_apportioned", "pricing",
-         "An adjustment is computed once on the summed base of the line items it applies to, then "
-         "apportioned to them in proportion by largest remainder; the shares add up exactly. "
+         "An ORDER-scope discount or tax is computed once on the summed base of the line items, "
+         "then apportioned to them in proportion by largest remainder; the shares add up exactly. "
          "Every line gets a server-generated applied_discounts / applied_taxes entry with its own "
          "uid for each ORDER-scope discount and tax.", ("S1", "P1", "P6"), C,
          example="Spec CreateOrder: state tax 510 split 136 + 374, membership 30 split 8 + 22."),
+    Rule("pricing.line_item_fixed_shared", "pricing",
+         "A LINE_ITEM fixed-amount discount referenced by several line items is taken once and "
+         "shared among them in proportion, like an order-level one; Square does not say whether "
+         "each line gets the full amount.", ("S1",), I,
+         example="$1.00 off on lines of 300 and 100: 75 + 25."),
     Rule("pricing.taxes_after_discounts", "pricing",
          "Taxes apply to the discounted amounts. ADDITIVE taxes are added to the total; INCLUSIVE "
          "taxes are contained in the price, several on one line sharing the combined rate; in the "

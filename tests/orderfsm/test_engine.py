@@ -85,9 +85,13 @@ def test_total_money_with_quantity(c: Client) -> None:
     assert "tenders" not in o
 
 
-def test_decimal_quantity_rounds_half_up(c: Client) -> None:
+def test_decimal_quantity_rounds_half_to_even(c: Client) -> None:
+    # Square rounds half to even ("Bankers' Rounding",
+    # https://developer.squareup.com/docs/orders-api/price-adjustments), not half up.
     o = c.order(lines=[line(333, qty="1.5")], pickup=False)  # 499.5 -> 500
     assert o["total_money"] == usd(500)
+    o = c.order(lines=[line(5, qty="0.5")], pickup=False)  # 2.5 -> 2 (half up would give 3)
+    assert o["total_money"] == usd(2)
 
 
 def test_taxes_discounts_service_charges(c: Client) -> None:

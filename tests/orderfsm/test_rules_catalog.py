@@ -1469,6 +1469,18 @@ class _:
         assert [li["applied_taxes"][0]["uid"] for li in again["line_items"]] == uids
 
 
+@scenario("pricing.line_item_fixed_shared")
+class _:
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        ref = [{"discount_uid": "d"}]
+        o = _priced(eng, [pline(300, applied_discounts=ref), pline(100, applied_discounts=ref),
+                          pline(50)],
+                    discounts=[{"uid": "d", "name": "$1", "amount_money": usd(100),
+                                "scope": "LINE_ITEM"}])
+        assert [li["total_discount_money"]["amount"] for li in o["line_items"]] == [75, 25, 0]
+
+
 @scenario("pricing.taxes_after_discounts")
 class _:
     @staticmethod

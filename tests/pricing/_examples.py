@@ -27,7 +27,8 @@ APPLIED = (("applied_discounts", "discount_uid"), ("applied_taxes", "tax_uid"),
 
 
 def resolve(order: dict[str, Any]) -> dict[str, Any]:
-    """Fill in what the example's catalog objects give (names, prices, the discount)."""
+    """Fill in what the example's catalog objects give (names, prices, the discount) and drop
+    the references, so the order prices without a catalog."""
     catalog = {o["id"]: o for o in EXAMPLES["catalog"]}
     out = json.loads(json.dumps(order))
     for li in out.get("line_items", []):
@@ -37,10 +38,12 @@ def resolve(order: dict[str, Any]) -> dict[str, Any]:
             li.setdefault("name", data["item_name"])
             li.setdefault("variation_name", data["name"])
             li.setdefault("base_price_money", data["price_money"])
+            del li["catalog_object_id"]
         for mod in li.get("modifiers", []):
             data = catalog[mod["catalog_object_id"]]["modifier_data"]
             mod.setdefault("name", data["name"])
             mod.setdefault("base_price_money", data["price_money"])
+            del mod["catalog_object_id"]
     for d in out.get("discounts", []):
         obj = catalog.get(d.get("catalog_object_id"))
         if obj:
@@ -48,6 +51,7 @@ def resolve(order: dict[str, Any]) -> dict[str, Any]:
             d.setdefault("name", data["name"])
             d.setdefault("type", data["discount_type"])
             d.setdefault("percentage", data["percentage"])
+            del d["catalog_object_id"]
     return out
 
 

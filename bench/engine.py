@@ -1,6 +1,8 @@
 """Engine micro-benchmarks.
 
     python bench/engine.py            # the table
+    python bench/engine.py --observer # the same with a coverage observer on every engine, as
+                                      # the simulator runs them (pytest --square-coverage, inspector)
     python bench/engine.py --profile  # plus cProfile of both engine commands and a tracemalloc
                                       # breakdown of where an order's memory goes
 
@@ -36,6 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "src"))
 from transitions import Machine  # noqa: E402
 
 from orderfsm.clock import ManualClock  # noqa: E402
+from orderfsm.coverage import Observer  # noqa: E402
 from orderfsm.engine import Engine  # noqa: E402
 
 RUNS = 7
@@ -54,8 +57,18 @@ ORDER = {
 
 
 # ============================================================================ setups
-def _orders(n: int) -> tuple[Engine, list[tuple[str, int, str]]]:
+OBSERVE = False  # --observer
+
+
+def _engine() -> Engine:
     eng = Engine(clock=ManualClock(), seed="bench")
+    if OBSERVE:
+        eng.observer = Observer()
+    return eng
+
+
+def _orders(n: int) -> tuple[Engine, list[tuple[str, int, str]]]:
+    eng = _engine()
     out = []
     for _ in range(n):
         o = eng.create_order(ORDER)
@@ -64,7 +77,7 @@ def _orders(n: int) -> tuple[Engine, list[tuple[str, int, str]]]:
 
 
 def _approved(n: int) -> tuple[Engine, list[str]]:
-    eng = Engine(clock=ManualClock(), seed="bench")
+    eng = _engine()
     ids = []
     for i in range(n):
         o = eng.create_order(ORDER)
@@ -131,7 +144,7 @@ def memory_per_order(n: int = N_ORDERS) -> tuple[float, int]:
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    eng = Engine(clock=ManualClock(), seed="bench")
+    eng = _engine()
     empty = tracemalloc.get_traced_memory()[0]
     for _ in range(n):
         eng.create_order(ORDER)
@@ -147,7 +160,7 @@ def memory_breakdown(n: int = N_ORDERS) -> str:
     """Where the bytes per order go: records vs indexes, and the top allocation sites."""
     gc.collect()
     tracemalloc.start(5)
-    eng = Engine(clock=ManualClock(), seed="bench")
+    eng = _engine()
     snap0 = tracemalloc.take_snapshot()
     for _ in range(n):
         eng.create_order(ORDER)
@@ -223,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", action="store_true", help="print cProfile / tracemalloc detail")
     ap.add_argument("--runs", type=int, default=RUNS)
+    ap.add_argument("--observer", action="store_true",
+                    help="give every engine a coverage observer (what the simulator does)")
     args = ap.parse_args(argv)
+    global OBSERVE
+    OBSERVE = args.observer
 
     bare = median_of(run_bare_trigger, args.runs)
     upd = median_of(run_fulfillment_update, args.runs)
@@ -234,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         return f"{x * 1e6:9.2f}"
 
     print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f}; median of {args.runs} runs "
+          f"{os.getloadavg()[0]:.1f}; median of {args.runs} runs{' (coverage observer on)' if OBSERVE else ''} "
           f"({N_COMMANDS} engine commands / {N_TRIGGERS} bare triggers per run)")
     print()
     print(f"{'measure':<44} {'median µs':>9} {'min µs':>9} {'max µs':>9} {'cpu µs':>9} "

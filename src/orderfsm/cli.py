@@ -358,6 +358,34 @@ def conform(
     raise typer.Exit(code=0 if result.ok else 1)
 
 
+class CoverageFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    html = "html"
+
+
+@app.command()
+def coverage(
+    path: Annotated[str, typer.Argument(
+        metavar="PATH", help="A file written by `pytest --square-coverage-json PATH`.",
+        show_default=False)],
+    fmt: Annotated[CoverageFormat, typer.Option(
+        "--format", "-f", case_sensitive=False, help="table (plain text), markdown or html.",
+    )] = CoverageFormat.table,
+) -> None:
+    """Render a saved rule-coverage file: rules triggered and satisfied, transitions taken."""
+    from .coverage import load, render
+
+    try:
+        cov = load(path)
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}")
+    except ValueError as exc:
+        _fail(f"{path} is not a rule-coverage file: {exc}",
+              ["write one with `pytest --square-coverage-json PATH`"])
+    typer.echo(render(cov, fmt.value), nl=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

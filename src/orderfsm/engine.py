@@ -23,6 +23,7 @@ from .errors import SquareError
 from .ids import IdGenerator
 from .index import OrderIndex, TimeIndex
 from .lifecycles import FULFILLMENT, ORDER, PAYMENT, REFUND
+from .lifecycles._table import RECORDING
 from .lifecycles.fulfillment import TIMESTAMPS, TRIGGER_FOR, TYPES, FulfillmentContext
 from .lifecycles.order import TERMINAL_FULFILLMENT, OrderContext
 from .lifecycles.payment import (
@@ -159,6 +160,8 @@ class Engine:
         self.catalog = Catalog(self)
         self._stamp_at: datetime | None = None
         self._stamp_text = ""
+        # An orderfsm.coverage.Observer, told the transitions each committed command took.
+        self.observer: Any = None
         now = self.clock.now()
         location_id = self.ids.location_id()
         self.main_location_id = location_id
@@ -199,6 +202,11 @@ class Engine:
             self.fire_due()
         tx = _Tx(self.ids.counter)
         self._tx = tx
+        observer = self.observer
+        taken = token = None
+        if observer is not None:
+            taken = []
+            token = RECORDING.set(taken)
         try:
             result = body(tx)
         except BaseException:
@@ -206,7 +214,11 @@ class Engine:
             raise
         finally:
             self._tx = None
+            if token is not None:
+                RECORDING.reset(token)
         self._commit(tx)
+        if taken is not None:
+            observer.committed(taken, self._stamp())
         return result
 
     def _commit(self, tx: _Tx) -> None:

@@ -8,6 +8,7 @@ as models (a machine per record costs tens of microseconds and kilobytes each).
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -15,7 +16,11 @@ from transitions import Machine, MachineError
 
 from ..rules import CATALOG, violation
 
-__all__ = ["Creation", "Transition", "Rejection", "Lifecycle"]
+__all__ = ["Creation", "Transition", "Rejection", "Lifecycle", "RECORDING"]
+
+#: While an engine command runs with an observer, the list the transitions it takes are
+#: appended to, as ``(lifecycle, record, trigger, source, target)``; None otherwise.
+RECORDING: ContextVar[list | None] = ContextVar("orderfsm_recording", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,19 @@ class Lifecycle:
             (t.trigger, src) for t in transitions if t.dest is None and not t.guards
             for src in t.source
         }
+        # The rules a successful (trigger, source) passed: the guards of the transition taken,
+        # then every rejection the table lists for the trigger.
+        by_trigger: dict[str, list[str]] = {}
+        for rej in rejections:
+            for trig in rej.trigger:
+                if rej.rule not in by_trigger.setdefault(trig, []):
+                    by_trigger[trig].append(rej.rule)
+        self._checked: dict[tuple[str, str], tuple[str, ...]] = {}
+        for t in transitions:
+            for src in t.source:
+                ids = list(self._checked.get((t.trigger, src), ()))
+                ids += [g for g in (*t.guards, *by_trigger.get(t.trigger, ())) if g not in ids]
+                self._checked[(t.trigger, src)] = tuple(ids)
 
     def _check(self) -> None:
         for t in self.transitions:
@@ -164,6 +182,9 @@ class Lifecycle:
                 fmt = getattr(ctx, "fmt", None) or {}
                 raise violation(rej.rule, **fmt)
         if (trigger, state) in self._passive:
+            taken = RECORDING.get()
+            if taken is not None:
+                taken.append((self, record, trigger, state, state))
             return state
         event = self.machine.events.get(trigger)
         if event is None:
@@ -172,7 +193,15 @@ class Lifecycle:
             event.trigger(_Cursor(record, self.state_field), ctx=ctx)
         except MachineError as exc:
             raise ValueError(f"{self.name}: {trigger} is not defined from {state}") from exc
-        return record[self.state_field]
+        new = record[self.state_field]
+        taken = RECORDING.get()
+        if taken is not None:
+            taken.append((self, record, trigger, state, new))
+        return new
+
+    def checked_by(self, trigger: str, source: str) -> tuple[str, ...]:
+        """Rule ids a successful ``trigger`` from ``source`` was checked against."""
+        return self._checked.get((trigger, source), ())
 
     def rejection_for(self, trigger: str, record: Mapping[str, Any]) -> str | None:
         for rej in self._rejections.get((trigger, record[self.state_field]), ()):

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from orderfsm.errors import ErrorDetail, SquareError
 
 from .http import json_response
+from .routes.inspector import record_rejection
 from .store import SimulatorConfig, Store
 
 __all__ = ["create_app"]
@@ -58,6 +59,7 @@ class _RequestLog:
 
 def _square_error(request: Request, err: SquareError) -> Any:
     request.scope["orderfsm.rule"] = err.rule_id or err.code
+    record_rejection(request, err)
     return json_response(err.body(), err.status)
 
 
@@ -85,9 +87,9 @@ def create_app(
     app.state.store = store
     app.state.config = config
 
-    from .routes import catalog, control, locations, orders, payments, refunds
+    from .routes import catalog, control, inspector, locations, orders, payments, refunds
 
-    for module in (locations, orders, payments, refunds, control, catalog):
+    for module in (locations, orders, payments, refunds, control, catalog, inspector):
         app.include_router(module.router)
     try:
         from .routes import webhooks  # noqa: F401  (present once webhooks exist)

@@ -63,7 +63,9 @@ def merchant_of(request: Request) -> Merchant:
 
 async def read_body(request: Request, schema: str | None = None,
                     ignore_required: frozenset[str] = frozenset()) -> Any:
-    body = parse_json(await request.body())
+    raw = await request.body()
+    request.scope["orderfsm.body"] = raw  # for the inspector's rejection log
+    body = parse_json(raw)
     if schema is not None:
         validate_body(schema, body, ignore_required=ignore_required)
     return body

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from orderfsm.clock import ManualClock
+from orderfsm.coverage import Coverage, Observer
 from orderfsm.engine import Engine
 from orderfsm.rules import Variants
 
@@ -53,6 +54,18 @@ class Store:
         self.variants = config.resolved_variants()
         self.merchants: dict[str, Merchant] = {}
         self.on_new_merchant: list = []  # callbacks(merchant), e.g. the webhook outbox
+        self.coverage: dict[str, Coverage] = {}  # per token; a reset keeps it
+
+    def coverage_for(self, token: str) -> Coverage:
+        cov = self.coverage.get(token)
+        if cov is None:
+            cov = self.coverage[token] = Coverage()
+        return cov
+
+    def observe(self, engine: Engine, token: str) -> Engine:
+        """Give ``engine`` a fresh observer that counts into the token's coverage."""
+        engine.observer = Observer(self.coverage_for(token))
+        return engine
 
     def _seed_for(self, token: str) -> str:
         digest = hashlib.blake2b(token.encode(), digest_size=8).hexdigest()
@@ -67,13 +80,13 @@ class Store:
         return engine
 
     def _engine(self, token: str) -> Engine:
-        return Engine(
+        return self.observe(Engine(
             clock=ManualClock(self.config.clock_start),
             seed=self._seed_for(token),
             variants=Variants(dict(self.variants)),
             refund_settle_delay=timedelta(seconds=self.config.refund_settle_seconds),
             record_events=self.config.webhooks,
-        )
+        ), token)
 
     def merchant(self, token: str) -> Merchant:
         m = self.merchants.get(token)

@@ -85,7 +85,7 @@ async def put_state(request: Request):
     try:
         engine = Engine.restore(body["engine"], record_events=store.config.webhooks)
         fresh = store.reset(m.token)
-        fresh.engine = engine
+        fresh.engine = store.observe(engine, m.token)
         fresh.idempotency.restore(body.get("idempotency") or [])
     except SquareError:
         raise

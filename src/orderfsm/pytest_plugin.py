@@ -73,6 +73,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--square-token", dest="square_token", default=None, metavar="TOKEN",
         help="Access token for --square-base-url. Without it each test uses a fresh random "
              "token, which on a simulator is a fresh merchant.")
+    group.addoption(
+        "--square-coverage", dest="square_coverage", action="store_true", default=False,
+        help="After the run, print which catalog rules the tests triggered (a rejection) and "
+             "satisfied, and which lifecycle transitions they took; never exercised first.")
+    group.addoption(
+        "--square-coverage-json", dest="square_coverage_json", default=None, metavar="PATH",
+        help="Write the rule coverage of the run to PATH as JSON "
+             "(render it with `orderfsm coverage PATH`).")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -80,6 +88,18 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}: the test passes against a real Square server as well as the simulator, so "
         "it also runs when --square-base-url is given.")
+    if config.getoption("square_coverage", False) or config.getoption("square_coverage_json", None):
+        from ._coverage_plugin import PLUGIN_NAME, CoverageCollector
+
+        if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+            config.pluginmanager.register(CoverageCollector(config), PLUGIN_NAME)
+
+
+def _coverage(config: pytest.Config) -> Any:
+    """The rule coverage collector of this run, or None when coverage is off."""
+    from ._coverage_plugin import PLUGIN_NAME
+
+    return config.pluginmanager.get_plugin(PLUGIN_NAME)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -302,13 +322,19 @@ def _square_target(request: pytest.FixtureRequest,
     config = request.config
     url = config.getoption("square_base_url", None)
     token = config.getoption("square_token", None)
+    coverage = _coverage(config)
     if url:
         import httpx
 
+        fresh = token is None
         token = token or f"orderfsm-test-{uuid.uuid4().hex}"
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
                           timeout=30) as http:
+            if coverage is not None:
+                coverage.remote_started(http, url, token, fresh)
             yield _Target(base_url=url.rstrip("/"), token=token, http=http)
+            if coverage is not None:
+                coverage.remote_finished(http, url, token)
         return
     from .simulator import create_app
 
@@ -318,6 +344,8 @@ def _square_target(request: pytest.FixtureRequest,
         http.headers["Authorization"] = f"Bearer {token}"
         sim = Simulator(app=app, token=token, http=http)
         yield _Target(base_url=IN_PROCESS_URL, token=token, http=http, simulator=sim)
+    if coverage is not None:
+        coverage.add_app(app)
 
 
 @pytest.fixture

@@ -68,22 +68,46 @@ def table_checked_rules() -> frozenset[str]:
 class Coverage:
     """Counters for one merchant, or the sum of many."""
 
-    __slots__ = ("triggered", "satisfied", "transitions")
+    __slots__ = ("triggered", "_satisfied", "_transitions", "steps")
 
     def __init__(self) -> None:
         self.triggered: dict[str, int] = {}
-        self.satisfied: dict[str, int] = {}
-        self.transitions: dict[str, dict[str, int]] = {}
+        self._satisfied: dict[str, int] = {}
+        self._transitions: dict[str, dict[str, int]] = {}
+        # (lifecycle, trigger, source, target) -> count: what an Observer records per commit,
+        # folded into the rule and transition counts only when they are read.
+        self.steps: dict[tuple[Lifecycle, str, str, str], int] = {}
+
+    @property
+    def satisfied(self) -> dict[str, int]:
+        self._fold()
+        return self._satisfied
+
+    @property
+    def transitions(self) -> dict[str, dict[str, int]]:
+        self._fold()
+        return self._transitions
+
+    def _fold(self) -> None:
+        if not self.steps:
+            return
+        steps, self.steps = self.steps, {}
+        for (lc, trigger, source, target), n in steps.items():
+            edges = self._transitions.setdefault(lc.name, {})
+            key = f"{source}->{target}"
+            edges[key] = edges.get(key, 0) + n
+            for rule_id in lc.checked_by(trigger, source):
+                self._satisfied[rule_id] = self._satisfied.get(rule_id, 0) + n
 
     # ------------------------------------------------------------------ counting
     def trigger(self, rule_id: str) -> None:
         self.triggered[rule_id] = self.triggered.get(rule_id, 0) + 1
 
     def satisfy(self, rule_id: str) -> None:
-        self.satisfied[rule_id] = self.satisfied.get(rule_id, 0) + 1
+        self._satisfied[rule_id] = self._satisfied.get(rule_id, 0) + 1
 
     def take(self, resource: str, source: str, target: str) -> None:
-        edges = self.transitions.setdefault(resource, {})
+        edges = self._transitions.setdefault(resource, {})
         key = f"{source}->{target}"
         edges[key] = edges.get(key, 0) + 1
 
@@ -91,14 +115,14 @@ class Coverage:
         """Add another coverage (or its JSON form) into this one; returns self."""
         data = other.to_json(complete=False) if isinstance(other, Coverage) else other
         for rule_id, counts in (data.get("rules") or {}).items():
-            for kind, store in (("triggered", self.triggered), ("satisfied", self.satisfied)):
+            for kind, store in (("triggered", self.triggered), ("satisfied", self._satisfied)):
                 n = int(counts.get(kind, 0) or 0)
                 if n:
                     store[rule_id] = store.get(rule_id, 0) + n
         for resource, edges in (data.get("transitions") or {}).items():
             for key, n in edges.items():
                 if n:
-                    mine = self.transitions.setdefault(resource, {})
+                    mine = self._transitions.setdefault(resource, {})
                     mine[key] = mine.get(key, 0) + int(n)
         return self
 
@@ -167,22 +191,21 @@ class Observer:
 
     def committed(self, taken: list[tuple[Lifecycle, dict, str, str, str]], at: str) -> None:
         self.commits += 1
-        cov = self.coverage
+        steps = self.coverage.steps
         paths = self.paths
         for lc, record, trigger, source, target in taken:
-            cov.take(lc.name, source, target)
-            for rule_id in lc.checked_by(trigger, source):
-                cov.satisfy(rule_id)
+            key = (lc, trigger, source, target)
+            steps[key] = steps.get(key, 0) + 1
             ident = record.get("id") or record.get("uid")
             if ident is None:
                 continue
-            key = (lc.name, ident)
-            steps = paths.get(key)
-            if steps is None:
+            where = (lc.name, ident)
+            path = paths.get(where)
+            if path is None:
                 if len(paths) >= self.max_paths:
                     continue
-                steps = paths[key] = []
-            steps.append((source, target, trigger, at))
+                path = paths[where] = []
+            path.append((source, target, trigger, at))
 
     def rejected(self, rule_id: str | None) -> None:
         if rule_id:

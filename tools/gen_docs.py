@@ -147,6 +147,18 @@ CONTROL_DOCS = {
                                 "`{\"cancel_after_payment\": \"never\"}`.",
     ("POST", "/_sim/refunds/{refund_id}/{outcome}"): "Decide a PENDING refund now: `settle`, "
                                                      "`reject` or `fail`.",
+    ("GET", "/_sim/ui"): "The [inspector](inspector.md) page (no token needed to load it).",
+    ("GET", "/_sim/ui/{name}"): "The inspector's script and stylesheet.",
+    ("GET", "/_sim/overview"): "Clock, record counts and webhook delivery counts.",
+    ("GET", "/_sim/orders"): "Orders newest first: `offset`, `limit` (up to 200), `state`, "
+                             "`q` (part of an id or reference id).",
+    ("GET", "/_sim/orders/{order_id}"): "One order with its payments, refunds, return orders "
+                                        "and each record's path through its lifecycle.",
+    ("GET", "/_sim/lifecycles"): "The lifecycle tables as graphs (the `orderfsm diagram` edges).",
+    ("GET", "/_sim/rejections"): "Rejected requests, newest first, with rule, explanation and "
+                                 "request body (the last 1000).",
+    ("GET", "/_sim/outbox"): "The newest webhook events with their delivery attempts.",
+    ("GET", "/_sim/coverage"): "The merchant's [rule coverage](testing.md#rule-coverage).",
     ("GET", "/_sim/events"): "Recorded webhook events with their deliveries; filters `type`, "
                              "`object_id`, `status`, `subscription_id`.",
     ("GET", "/_sim/events/{event_id}"): "One recorded event.",

@@ -247,6 +247,7 @@ def serve(
     if changed:
         out.print("variants: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
     out.print("any non-empty bearer token is a merchant, e.g. [bold]sandbox-token[/bold]")
+    out.print(f"inspector: {base}/_sim/ui?token=sandbox-token", markup=False)
     out.print(
         "\nfrom square import Square\n"
         f'client = Square(token="sandbox-token", base_url="{base}")\n'

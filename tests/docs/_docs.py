@@ -15,7 +15,8 @@ SNIPPETS = DOCS / "snippets"
 # The pages these tests hold to "every code block is a tested file". rules.md is generated
 # whole from the catalog and has its own test.
 OWN_PAGES = ("README.md", "docs/index.md", "docs/testing.md", "docs/simulator.md",
-             "docs/cancelling.md", "docs/conformance.md", "docs/catalog.md", "docs/pricing.md")
+             "docs/cancelling.md", "docs/conformance.md", "docs/catalog.md", "docs/pricing.md",
+             "docs/inspector.md")
 # The URL the docs use for a local `orderfsm serve` (its default port); tests substitute a
 # server of their own.
 DOC_URL = "http://127.0.0.1:8000"

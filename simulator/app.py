@@ -51,7 +51,7 @@ class _RequestLog:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            if self.enabled:
+            if self.enabled and not (scope.get("orderfsm.quiet") and status_box[0] < 400):
                 rule = scope.get("orderfsm.rule")
                 log.info("%s %s %s%s", scope["method"], scope["path"], status_box[0],
                          f" rule={rule}" if rule else "")

@@ -48,6 +48,13 @@ _ASSETS = {
 }
 
 
+def _reader(request: Request) -> Any:
+    """The caller's merchant, for a read the page repeats every second: such requests are left
+    out of the request log (a failed one is still logged)."""
+    request.scope["orderfsm.quiet"] = True
+    return merchant_of(request)
+
+
 def _bad(field: str, detail: str) -> SquareError:
     return SquareError(400, [ErrorDetail("INVALID_REQUEST_ERROR", "INVALID_VALUE", detail, field)])
 
@@ -143,13 +150,15 @@ def _asset(name: str) -> bytes:
 
 
 @router.get("/ui")
-async def ui_page() -> Response:
+async def ui_page(request: Request) -> Response:
+    request.scope["orderfsm.quiet"] = True
     return Response(_asset("index.html"), media_type="text/html; charset=utf-8",
                     headers={"cache-control": "no-cache"})
 
 
 @router.get("/ui/{name}")
-async def ui_asset(name: str) -> Response:
+async def ui_asset(name: str, request: Request) -> Response:
+    request.scope["orderfsm.quiet"] = True
     media = _ASSETS.get(name)
     if media is None:
         raise SquareError(404, [ErrorDetail("INVALID_REQUEST_ERROR", "NOT_FOUND",
@@ -160,7 +169,7 @@ async def ui_asset(name: str) -> Response:
 # ================================================================ JSON
 @router.get("/overview")
 async def overview(request: Request):
-    m = merchant_of(request)
+    m = _reader(request)
     eng = m.engine
     out: dict[str, Any] = {
         "now": rfc3339(eng.now()),
@@ -204,7 +213,7 @@ def _order_row(eng: Any, rec: dict) -> dict[str, Any]:
 async def list_orders(request: Request):
     """Orders newest first. ``state`` filters by state, ``q`` by id or reference id (a
     substring); ``offset``/``limit`` page (limit at most 200)."""
-    m = merchant_of(request)
+    m = _reader(request)
     eng = m.engine
     offset = _int_param(request, "offset", 0, 0, 10**9)
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
@@ -238,7 +247,7 @@ def _path(observer: Any, resource: str, ident: str) -> list[dict[str, str]]:
 
 @router.get("/orders/{order_id}")
 async def order_detail(order_id: str, request: Request):
-    m = merchant_of(request)
+    m = _reader(request)
     eng = m.engine
     rec = eng.orders.get(order_id)
     if rec is None:
@@ -315,14 +324,14 @@ def lifecycle_graphs() -> dict[str, Any]:
 
 @router.get("/lifecycles")
 async def lifecycles(request: Request):
-    merchant_of(request)
+    _reader(request)
     return json_response({"lifecycles": lifecycle_graphs()})
 
 
 @router.get("/rejections")
 async def rejections(request: Request):
     """The merchant's rejected requests, newest first (the last 1000 are kept)."""
-    m = merchant_of(request)
+    m = _reader(request)
     offset = _int_param(request, "offset", 0, 0, REJECTION_LOG_SIZE)
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     log = m.extra.get("rejections") or ()
@@ -336,7 +345,7 @@ async def rejections(request: Request):
 @router.get("/outbox")
 async def outbox(request: Request):
     """The newest webhook events (``limit``, default 50) with their deliveries and attempts."""
-    m = merchant_of(request)
+    m = _reader(request)
     limit = _int_param(request, "limit", 50, 1, MAX_PAGE)
     ob = m.extra.get("webhooks")
     if ob is None:
@@ -354,7 +363,7 @@ async def outbox(request: Request):
 @router.get("/coverage")
 async def coverage(request: Request):
     """Rule coverage of this merchant since it was first used (a reset keeps the counts)."""
-    m = merchant_of(request)
+    m = _reader(request)
     store = request.app.state.store
     cov = store.coverage_for(m.token)
     return json_response(cov.to_json())

@@ -163,6 +163,7 @@ def test_the_inspector_shows_the_scenario_live(browser: Any, served: tuple[Any, 
     assert _lit(browser, "refund", ids["refund"]) == "PENDING"
     fulfillment = _css(browser, '.record[data-record="fulfillment"]')
     assert fulfillment.get_attribute("data-state") == "PROPOSED"
+    assert _lit(browser, "fulfillment", fulfillment.get_attribute("data-id")) == "PROPOSED"
     assert "PICKUP" in fulfillment.text
     # Amounts: 2 x 4.50 + 3.75 = 12.75, all of it captured.
     summary = _css(browser, "#detail .summary").text

@@ -210,6 +210,18 @@ def test_overview_and_outbox(app: Any) -> None:
     assert box["summary"]["events"] == 5
 
 
+def test_the_pages_polling_stays_out_of_the_request_log(app: Any, caplog: Any) -> None:
+    c = client(app)
+    with caplog.at_level("INFO", logger="orderfsm.simulator"):
+        c.get("/v2/locations")
+        for path in ("/_sim/ui", "/_sim/ui/ui.js", "/_sim/overview", "/_sim/orders",
+                     "/_sim/lifecycles", "/_sim/rejections", "/_sim/outbox", "/_sim/coverage"):
+            assert c.get(path).status_code == 200, path
+        c.get("/_sim/orders/nope")
+    logged = [r.getMessage() for r in caplog.records if r.name == "orderfsm.simulator"]
+    assert logged == ["GET /v2/locations 200", "GET /_sim/orders/nope 404 rule=NOT_FOUND"]
+
+
 def test_the_page_and_its_assets_are_local(app: Any) -> None:
     anon = client(app, None)
     page = anon.get("/_sim/ui")

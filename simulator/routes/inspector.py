@@ -242,7 +242,7 @@ async def list_orders(request: Request):
 def _path(observer: Any, resource: str, ident: str) -> list[dict[str, str]]:
     if observer is None:
         return []
-    return observer.path(resource, ident, "")
+    return observer.path(resource, ident)
 
 
 @router.get("/orders/{order_id}")

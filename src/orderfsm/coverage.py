@@ -1,8 +1,9 @@
 """Rule coverage: which catalog rules and lifecycle transitions a test run exercised.
 
-Counts come from two places:
+Two counts per rule:
 
-* **triggered**: a request was rejected with an error naming the rule;
+* **triggered**: a request was rejected with an error naming the rule (the simulator counts
+  these as it answers);
 * **satisfied**: a lifecycle table checked the rule and let the command through. When a command
   fires a trigger and commits, every guard of the transition it took and every rejection the
   table lists for that trigger counts once. Rules the engine checks outside the tables (request
@@ -211,7 +212,7 @@ class Observer:
         if rule_id:
             self.coverage.trigger(rule_id)
 
-    def path(self, resource: str, ident: str, state: str) -> list[dict[str, str]]:
+    def path(self, resource: str, ident: str) -> list[dict[str, str]]:
         """The steps a record took, oldest first; empty when it never moved."""
         return [{"from": s, "to": t, "trigger": trig, "at": at}
                 for s, t, trig, at in self.paths.get((resource, ident), ())]

@@ -75,7 +75,7 @@ def test_paths_follow_each_record() -> None:
     for state in ("RESERVED", "PREPARED"):
         v = eng.orders[o["id"]]["version"]
         eng.update_order(o["id"], {"version": v, "fulfillments": [{"uid": uid, "state": state}]})
-    steps = obs.path("fulfillment", uid, "")
+    steps = obs.path("fulfillment", uid)
     assert [(s["from"], s["to"], s["trigger"]) for s in steps] == [
         ("PROPOSED", "RESERVED", "reserve"), ("RESERVED", "PREPARED", "prepare")]
     assert obs.coverage.transitions["fulfillment"] == {"PROPOSED->RESERVED": 1,
@@ -89,7 +89,7 @@ def test_timers_count_when_they_fire() -> None:
     eng.advance(8 * 24 * 3600)  # past the delayed-capture deadline: the payment is voided
     assert eng.payments[p["id"]]["status"] == "CANCELED"
     assert obs.coverage.transitions["payment"] == {"APPROVED->CANCELED": 1}
-    assert [s["trigger"] for s in obs.path("payment", p["id"], "")] == ["expire_cancel"]
+    assert [s["trigger"] for s in obs.path("payment", p["id"])] == ["expire_cancel"]
 
 
 def test_an_engine_without_observer_records_nothing() -> None:

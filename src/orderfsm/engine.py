@@ -650,6 +650,9 @@ class Engine:
                     saved_state, rec["state"] = rec["state"], order_state_for_moves
                     self._new_fulfillment(tx, rec, f, index, paid=paid)
                     rec["state"] = saved_state
+                    if processed:  # order.fulfillment_added_after_payment
+                        rec["_fulfillments_after_payment"] = [
+                            *rec.get("_fulfillments_after_payment", ()), f["uid"]]
                     updates.append({"fulfillment_uid": f["uid"], "new_state": f["state"]})
                 elif wanted != old:
                     f["state"] = old
@@ -676,10 +679,13 @@ class Engine:
                             processed: bool) -> list[dict[str, str]]:
         """Move the order to ``target``; returns the fulfillment moves a cascade made."""
         states = tuple(f["state"] for f in rec.get("fulfillments") or [])
+        late = rec.get("_fulfillments_after_payment")
         ctx = OrderContext(
             has_processed_payment=processed,
             amount_due=self.amount_due(rec, tx),
             fulfillment_states=states,
+            fulfillment_states_before_payment=None if not late else tuple(
+                f["state"] for f in rec.get("fulfillments") or [] if f["uid"] not in late),
             variants=self.variants,
             fmt={"old": rec["state"], "new": target, "state": rec["state"],
                  "order_id": rec["id"]},

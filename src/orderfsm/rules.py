@@ -201,6 +201,16 @@ _RULES: list[Rule] = [
              "never": "never allowed once a payment was captured (Square staff answer in F1; G1)",
          }, "after_fulfillments_canceled"),
          "Pay an order with a fulfillment, refund the payment, then PUT state=CANCELED."),
+    Rule("order.fulfillment_added_after_payment", "order",
+         "Under cancel_after_payment=after_fulfillments_canceled, only fulfillments the order had "
+         "before a payment was processed lift the ban: adding a fulfillment to a paid order and "
+         "canceling it leaves the order uncancelable (the cancel fails with "
+         "order.cancel_after_payment). No source reports the reported workaround working for a "
+         "fulfillment added after payment; Square staff say a paid order cannot be canceled, and "
+         "a fulfillment added to a paid order shows the order on the POS as work to do.",
+         ("F1", "S4"), I,
+         example="Capture part of a fulfillment-less order, add a pickup, cancel the pickup, "
+                 "then PUT state=CANCELED."),
     Rule("order.cancel_open_fulfillments", "order",
          "Canceling an order whose fulfillments are not terminal fails unless the same UpdateOrder "
          "moves every fulfillment to a terminal state.",

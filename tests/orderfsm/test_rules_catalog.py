@@ -215,6 +215,39 @@ class _:
             "order.cancel_after_payment"
 
 
+@scenario("order.fulfillment_added_after_payment")
+class _:
+    violate = None  # the cancel it blocks fails with order.cancel_after_payment
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        # A fulfillment-less order with part of its total captured stays OPEN and uncancelable.
+        o = new_order(eng, pickup=False)
+        eng.complete_payment(pay(eng, o["id"], 400, autocomplete=False)["id"])
+        assert eng.get_order(o["id"])["state"] == "OPEN"
+        # Adding a pickup to it and canceling the pickup is allowed ...
+        added = update(eng, o["id"], fulfillments=[dict(PICKUP)])
+        assert added["fulfillments"][0]["state"] == "PROPOSED"
+        assert fulfillment_to(eng, o["id"], "CANCELED")["fulfillments"][0]["state"] == "CANCELED"
+        # ... but does not make the order cancelable, in a call of its own or together.
+        err = catch(lambda: update(eng, o["id"], state="CANCELED"))
+        assert err.rule_id == "order.cancel_after_payment"
+        o2 = new_order(eng, pickup=False)
+        eng.complete_payment(pay(eng, o2["id"], 400, autocomplete=False)["id"])
+        err = catch(lambda: update(eng, o2["id"], state="CANCELED",
+                                   fulfillments=[dict(PICKUP, state="CANCELED")]))
+        assert err.rule_id == "order.cancel_after_payment"
+        assert eng.get_order(o2["id"])["state"] == "OPEN"
+        # A pickup added while the only payment was still APPROVED counts once it is captured.
+        o3 = new_order(eng, pickup=False)
+        p3 = pay(eng, o3["id"], 1000, autocomplete=False)
+        update(eng, o3["id"], fulfillments=[dict(PICKUP)])
+        eng.complete_payment(p3["id"])
+        refund(eng, p3["id"], 1000)
+        fulfillment_to(eng, o3["id"], "CANCELED")
+        assert update(eng, o3["id"], state="CANCELED")["state"] == "CANCELED"
+
+
 def _cancel_open_fulfillments_cascade(eng: Engine) -> None:
     o = new_order(eng)
     done = update(eng, o["id"], state="CANCELED")

@@ -19,6 +19,8 @@ class OrderContext:
     has_processed_payment: bool = False
     amount_due: int = 0
     fulfillment_states: tuple[str, ...] = ()
+    # The states of the fulfillments the order had before a payment was processed (None: all).
+    fulfillment_states_before_payment: tuple[str, ...] | None = None
     variants: dict[str, str] = field(default_factory=dict)
     fmt: dict[str, Any] = field(default_factory=dict)  # values for the error templates
 
@@ -29,7 +31,10 @@ def _cancel_after_payment(ctx: OrderContext) -> bool:
     if ctx.variants.get("cancel_after_payment") == "never":
         return False
     states = ctx.fulfillment_states
-    return bool(states) and all(s == "CANCELED" for s in states)
+    # order.fulfillment_added_after_payment: a fulfillment added to a paid order does not count.
+    counted = states if ctx.fulfillment_states_before_payment is None \
+        else ctx.fulfillment_states_before_payment
+    return bool(counted) and all(s == "CANCELED" for s in states)
 
 
 def _cancel_open_fulfillments(ctx: OrderContext) -> bool:

@@ -43,10 +43,12 @@ Strategies (see docs/strategies.md for the trade-offs):
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import re
+import weakref
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from .clock import ManualClock, parse_rfc3339, rfc3339
@@ -169,7 +171,8 @@ class Plan:
     execution stops there (``unreached`` holds what comes after). ``picked`` is the strategy
     ``auto`` chose (equal to ``strategy`` otherwise). ``refund_money`` and ``void_money`` are the
     predicted new refunds and released authorizations. ``rules`` lists every catalog rule that
-    shaped the plan, including the ones behind predicted or avoided rejections.
+    shaped the plan, including the ones behind predicted or avoided rejections. ``now`` is the
+    server time the time-based rules (``refund.too_old``) were judged at.
     """
 
     strategy: str
@@ -185,6 +188,7 @@ class Plan:
     ruled_out: tuple[RuledOut, ...] = ()
     rules: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    now: datetime | None = None
 
     @property
     def failure(self) -> Step | None:
@@ -213,7 +217,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One executed call: what was sent and what came back."""
+    """One executed call: what was sent and what came back. ``unpredicted`` marks a rejection
+    the plan did not foresee (the executor re-planned and went on)."""
 
     step: Step
     request: str
@@ -224,13 +229,15 @@ class StepResult:
     rule: str | None = None
     response: Mapping[str, Any] = field(default_factory=dict)
     retried: bool = False
+    unpredicted: bool = False
 
     def describe(self) -> str:
         head = f"{self.request} -> {self.status}"
         if self.ok:
             return head + (" (after a VERSION_MISMATCH retry)" if self.retried else "")
         e = self.errors[0] if self.errors else {}
-        return f"{head} {e.get('code')}: {e.get('detail')} [{self.rule}]"
+        tail = " (not predicted: re-planned)" if self.unpredicted else ""
+        return f"{head} {e.get('code')}: {e.get('detail')} [{self.rule}]{tail}"
 
 
 @dataclass(frozen=True)
@@ -238,9 +245,13 @@ class Outcome:
     """The result of :func:`cancel_order`.
 
     ``final`` is read back from the server after the last call. ``refunded_money`` and
-    ``voided_money`` count what the server accepted during this run. ``error`` is the step that
-    was rejected (execution stops there); ``rules_hit`` the catalog rules of every rejection
-    met, including a VERSION_MISMATCH that was retried.
+    ``voided_money`` count what the server accepted during this run. ``error`` is the step whose
+    rejection the plan predicted, which ends the run; ``unpredicted`` the rejections the plan did
+    not foresee, after each of which the executor read the order again, re-planned without the
+    rejected call and went on (``plans`` holds every plan, ``plan`` the first). ``rules_hit``
+    lists the catalog rules of every rejection met, including a VERSION_MISMATCH that was
+    retried. ``now`` is the server time the plans used and ``clock`` where it came from
+    (``argument``, ``/_sim/clock``, ``Date header`` or ``records``).
     """
 
     order_id: str
@@ -253,10 +264,18 @@ class Outcome:
     voided_money: int
     rules_hit: tuple[str, ...]
     error: StepResult | None = None
+    plans: tuple[Plan, ...] = ()
+    now: datetime | None = None
+    clock: str = "records"
+
+    @property
+    def unpredicted(self) -> tuple[StepResult, ...]:
+        return tuple(r for r in self.steps if r.unpredicted)
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        """Every call was accepted: nothing was rejected, predicted or not."""
+        return self.error is None and not self.unpredicted
 
     @property
     def canceled(self) -> bool:
@@ -270,6 +289,9 @@ class Outcome:
         lines.append(f"  final: order {f.order_state}, fulfillments {f.fulfillments or '{}'}, "
                      f"payments {f.payments or '{}'}; refunded {self.refunded_money}, "
                      f"voided {self.voided_money} {self.plan.currency}")
+        if len(self.plans) > 1:
+            lines.append(f"  re-planned {len(self.plans) - 1} time(s); last plan picked "
+                         f"{self.plans[-1].picked}")
         return "\n".join(lines)
 
 
@@ -384,7 +406,12 @@ class _World:
         self.currency = self._currency()
         self.refunds = self._refunds(refunds)
         self.variants = variants
-        self.now = now or self._latest()
+        latest = self._latest()
+        if now is not None and now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        # The server's time is never before the records it wrote (a Date header has whole
+        # seconds only).
+        self.now = max(now, latest) if now is not None else latest
         self._snapshot = self._build_snapshot()
 
     def _currency(self) -> str:
@@ -608,7 +635,7 @@ def _finish(world: _World, strategy: str, picked: str, run: _Run, reason: str) -
         refund_money=sum(s.amount for s in done if s.action == REFUND_PAYMENT),
         void_money=sum(s.amount for s in done if s.action == CANCEL_PAYMENT),
         unreached=tuple(run.unreached), ruled_out=tuple(run.ruled_out),
-        rules=tuple(dict.fromkeys(rules)), notes=tuple(notes),
+        rules=tuple(dict.fromkeys(rules)), notes=tuple(notes), now=world.now,
     )
 
 
@@ -645,11 +672,36 @@ def plan_cancellation(
         raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
     active = variants if isinstance(variants, Variants) else Variants(variants)
     world = _World(order, payments, refunds, active, now)
+    return _plan(world, strategy, reason, {})
+
+
+def _step_key(step: Step) -> tuple[str, str, str | None]:
+    """What identifies a call across re-plans: its kind, its target and the order state it sets."""
+    return (step.action, step.target, step.state if step.action == UPDATE_ORDER else None)
+
+
+def _without(steps: Sequence[Step], skip: Mapping[tuple, RuledOut]) -> tuple[list[Step], list[RuledOut]]:
+    kept, dropped = [], []
+    for step in steps:
+        found = skip.get(_step_key(step))
+        if found is None:
+            kept.append(step)
+        else:
+            dropped.append(RuledOut(step, found.rule, found.error))
+    return kept, dropped
+
+
+def _plan(world: _World, strategy: str, reason: str, skip: Mapping[tuple, RuledOut]) -> Plan:
+    """Plan ``strategy`` on ``world``, leaving out the calls in ``skip`` (calls the server
+    rejected in this run although the engine accepted them; they are reported in ruled_out)."""
     if strategy != "auto":
-        run = _simulate(world, _named_steps(strategy, world), reason, drop_rejected=False)
+        steps, dropped = _without(_named_steps(strategy, world), skip)
+        run = _simulate(world, steps, reason, drop_rejected=False)
+        run.ruled_out[:0] = dropped
         return _finish(world, strategy, strategy, run, reason)
     # auto: the cheapest complete plan the engine accepts, else everything it accepts.
     money = _void_steps(world) + _refund_steps(world, ("COMPLETED", "PENDING"))
+    full = money + _fulfillment_step(world) + _cancel_step(world)
     candidates: list[tuple[str, list[Step]]] = []
     if world.order.get("state") != "CANCELED":
         # One combined UpdateOrder only when nothing was ever captured. Otherwise the
@@ -657,14 +709,16 @@ def plan_cancellation(
         # when the server refuses the order's cancellation (a variant the caller got wrong).
         if not any(p.get("status") in ("COMPLETED", "PENDING") for p in world.payments):
             candidates.append(("void_then_cancel", _named_steps("void_then_cancel", world)))
-        candidates.append(("refund_then_cancel_fulfillments_then_cancel",
-                           money + _fulfillment_step(world) + _cancel_step(world)))
+        candidates.append(("refund_then_cancel_fulfillments_then_cancel", full))
     for name, steps in candidates:
+        if any(_step_key(s) in skip for s in steps):
+            continue
         run = _simulate(world, steps, reason, drop_rejected=False)
         if not run.unreached and all(s.expect is None for s in run.steps):
             return _finish(world, "auto", name, run, reason)
-    run = _simulate(world, money + _fulfillment_step(world) + _cancel_step(world), reason,
-                    drop_rejected=True)
+    steps, dropped = _without(full, skip)
+    run = _simulate(world, steps, reason, drop_rejected=True)
+    run.ruled_out[:0] = dropped
     return _finish(world, "auto", _label(run.steps), run, reason)
 
 
@@ -735,10 +789,33 @@ class _Executor:
         self.rules_hit: list[str] = []
         self.order_after_write: dict[str, Any] | None = None  # from a successful UpdateOrder
         self.payments_after_write: dict[str, dict[str, Any]] = {}  # from CancelPayment
+        self.date_header: str | None = None  # of the last order read
 
     # ---------------------------------------------------------------------- reads
     def order(self) -> dict[str, Any]:
-        return _plain(self.client.orders.get(self.order_id, request_options=self.ro).order)
+        raw = getattr(self.client.orders, "with_raw_response", None)
+        if raw is None:  # pragma: no cover - an SDK without raw responses
+            return _plain(self.client.orders.get(self.order_id, request_options=self.ro).order)
+        response = raw.get(self.order_id, request_options=self.ro)
+        self.date_header = response.headers.get("date")
+        return _plain(response.data.order)
+
+    def server_time(self, given: datetime | None) -> tuple[datetime | None, str]:
+        """The server's time and where it came from: the caller's ``now``, the simulator's
+        ``GET /_sim/clock`` (probed once per client; a server without it is remembered), the
+        ``Date`` header of the last order read, or nothing (the planner then dates "now" from
+        the newest record)."""
+        if given is not None:
+            return given, "argument"
+        found = _sim_clock(self.client, self.ro)
+        if found is not None:
+            return found, "/_sim/clock"
+        if self.date_header:
+            try:
+                return email.utils.parsedate_to_datetime(self.date_header), "Date header"
+            except (TypeError, ValueError):
+                pass
+        return None, "records"
 
     def payment(self, payment_id: str) -> dict[str, Any]:
         return _plain(self.client.payments.get(payment_id, request_options=self.ro).payment)
@@ -843,6 +920,30 @@ class _Executor:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+# Clients whose server answered GET /_sim/clock with something other than a clock.
+_NO_SIM_CLOCK: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+def _sim_clock(client: Any, ro: Mapping[str, Any]) -> datetime | None:
+    try:
+        if _NO_SIM_CLOCK.get(client):
+            return None
+    except TypeError:  # pragma: no cover - a client that cannot be weakly referenced
+        pass
+    try:
+        http = client._client_wrapper.httpx_client
+        response = http.request("_sim/clock", method="GET", request_options=dict(ro))
+        if response.status_code == 200:
+            return parse_rfc3339(response.json()["now"])
+    except Exception:  # noqa: BLE001 - no clock there (another SDK layout, not JSON, ...)
+        pass
+    try:
+        _NO_SIM_CLOCK[client] = True
+    except TypeError:  # pragma: no cover
+        pass
+    return None
+
+
 def cancel_order(
     client: Any,
     order_id: str,
@@ -851,63 +952,93 @@ def cancel_order(
     strategy: str = "auto",
     variants: Variants | Mapping[str, str] | Iterable[str] | None = None,
     request_options: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Outcome:
     """Cancel ``order_id`` with ``strategy`` through a ``square.Square`` client.
 
-    Reads the order, its payments (from the tenders) and the refunds that matter, plans with
-    :func:`plan_cancellation`, and makes the calls in order, stopping at the first rejection.
+    Reads the order, its payments (from the tenders) and the refunds that matter, learns the
+    server's time, plans with :func:`plan_cancellation`, and makes the calls in order.
     ``reason`` goes into the refunds and the fulfillments' ``cancel_reason``. ``variants`` are
     the server's rule variants as far as the caller knows them (defaults if None).
-    ``request_options`` are passed to every SDK call (``max_retries`` defaults to 0).
+    ``request_options`` are passed to every SDK call (``max_retries`` defaults to 0). ``now``
+    is the server's time if the caller knows it; otherwise it is read from the simulator's
+    ``GET /_sim/clock`` where the server has one, else from the ``Date`` header of the order
+    read (time-based rules such as ``refund.too_old`` depend on it).
 
-    A rejected call does not raise: it ends the run and is reported in ``Outcome.error`` (with
-    its catalog rule in ``rules_hit``), since for some strategies a rejection is the expected
-    answer. Errors reading the order (for example NOT_FOUND) raise the SDK's ``ApiError``, and
-    transport errors propagate unchanged. Running it again is safe: the plan is recomputed from
-    what the server holds now, and refund keys are derived from the payment as observed.
+    A rejection the plan predicted ends the run and is reported in ``Outcome.error``, since for
+    some strategies it is the expected answer. A rejection the plan did not predict is
+    reported in ``Outcome.unpredicted`` (with its catalog rule); the executor then reads the
+    order again, re-plans without the rejected call and goes on with the calls still allowed,
+    so a refund that is no longer possible does not stop the cancellations that are. Errors
+    reading the order (for example NOT_FOUND) raise the SDK's ``ApiError``, and transport
+    errors propagate unchanged. Running it again is safe: the plan is recomputed from what the
+    server holds now, and refund keys are derived from the payment as observed.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    active = variants if isinstance(variants, Variants) else Variants(variants)
     ro = {**_DEFAULT_RO, **(request_options or {})}
     ex = _Executor(client, order_id, reason, ro)
     order, payments, refunds = ex.load()
-    plan = plan_cancellation(order, payments, refunds, strategy=strategy, variants=variants,
-                             reason=reason)
-    by_id = {p["id"]: p for p in payments}
+    server_now, clock = ex.server_time(now)
+    world = _World(order, payments, refunds, active, server_now)
+    plan = _plan(world, strategy, reason, {})
+    plans = [plan]
+    known = {p["id"]: p for p in payments}  # the latest read of every payment met
+    skip: dict[tuple, RuledOut] = {}
     results: list[StepResult] = []
     refunded = voided = 0
     error: StepResult | None = None
-    for step in plan.steps:
+    queue = list(plan.steps)
+    while queue:
+        step = queue.pop(0)
         if step.action == CANCEL_PAYMENT:
             res = ex.cancel_payment(step)
             if res.ok:
                 voided += res.response.get("released", 0)
         elif step.action == REFUND_PAYMENT:
-            res = ex.refund(step, by_id[step.target])
+            res = ex.refund(step, known[step.target])
             if res.ok:
                 refunded += res.response.get("amount", 0)
         else:
             res = ex.update(step)
-        results.append(res)
-        if not res.ok:
+        if res.ok:
+            results.append(res)
+            continue
+        # A predicted rejection ends the run, and so does a second VERSION_MISMATCH: another
+        # writer keeps changing the order, which is contention, not a wrong prediction.
+        if (step.expect is not None or _is_version_mismatch(res.errors)
+                or len(plans) > 2 * len(STRATEGIES) + len(known) + 4):
+            results.append(res)
             error = res
             break
-    final = plan.start
+        # Not predicted: read everything again and plan what is still allowed without it.
+        results.append(replace(res, unpredicted=True))
+        skip[_step_key(step)] = RuledOut(step, res.rule, dict(res.errors[0]) if res.errors else {})
+        order, payments, refunds = ex.load()
+        known.update({p["id"]: p for p in payments})
+        world = _World(order, payments, refunds, active, server_now)
+        plan = _plan(world, strategy, reason, skip)
+        plans.append(plan)
+        queue = list(plan.steps)
+    final = plans[0].start
     if results:
         # Read back what the run may have changed: the order (unless the last call was an
         # accepted UpdateOrder, whose response is the order now) and the refunded payments;
-        # a voided payment is as CancelPayment returned it, the others as loaded.
+        # a voided payment is as CancelPayment returned it, the others as last read.
         last = results[-1]
         order_now = (ex.order_after_write if last.ok and last.step.action == UPDATE_ORDER
                      and ex.order_after_write is not None else ex.order())
         refunded_ids = {r.step.target for r in results if r.step.action == REFUND_PAYMENT}
         payments_now = []
-        for p in payments:
-            if p["id"] in refunded_ids:
-                payments_now.append(ex.payment(p["id"]))
+        for pid in [*plans[0].start.payments, *(k for k in known if k not in plans[0].start.payments)]:
+            if pid in refunded_ids:
+                payments_now.append(ex.payment(pid))
             else:
-                payments_now.append(ex.payments_after_write.get(p["id"], p))
+                payments_now.append(ex.payments_after_write.get(pid, known[pid]))
         final = _end_state(order_now, payments_now)
-    return Outcome(order_id=order_id, strategy=strategy, picked=plan.picked, plan=plan,
+    return Outcome(order_id=order_id, strategy=strategy, picked=plans[-1].picked, plan=plans[0],
                    steps=tuple(results), final=final, refunded_money=refunded,
-                   voided_money=voided, rules_hit=tuple(dict.fromkeys(ex.rules_hit)), error=error)
+                   voided_money=voided, rules_hit=tuple(dict.fromkeys(ex.rules_hit)), error=error,
+                   plans=tuple(plans), now=plans[0].now, clock=clock)
+

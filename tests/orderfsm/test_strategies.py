@@ -479,7 +479,14 @@ def test_a_wrong_variant_guess_still_cancels_the_fulfillment(http: Any) -> None:
     p = m.pay(oid, 1000)
     m.refund(p.id, 1000)
     guessed = cancel_order(m.sdk, oid, reason=REASON)  # assumes the default variants
-    assert not guessed.ok and guessed.error.rule == "order.cancel_after_payment"
+    # The cancel was predicted to succeed: its rejection is reported as unpredicted, the
+    # executor re-plans without it and finds nothing else to do.
+    assert not guessed.ok and guessed.error is None
+    [surprise] = guessed.unpredicted
+    assert surprise.rule == "order.cancel_after_payment" and surprise.step.state == "CANCELED"
+    assert dict(surprise.errors[0]) == SEED_ERROR
+    assert len(guessed.plans) == 2 and guessed.plans[1].steps == ()
+    assert guessed.plans[1].ruled_out[0].rule == "order.cancel_after_payment"
     assert set(guessed.final.fulfillments.values()) == {"CANCELED"}
     assert guessed.final.order_state == "OPEN"
     told = cancel_order(m.sdk, oid, reason=REASON, variants=NEVER)
@@ -617,3 +624,160 @@ def test_client_errors_outside_square_propagate(http: Any) -> None:
 
     with pytest.raises(httpx.ConnectError):
         cancel_order(m.client(lambda inner: Wrapped(inner, before=boom)), oid, reason=REASON)
+
+
+# ============================================================ server time and re-planning
+YEAR_AND_A_MONTH = 400 * 86400
+
+
+def paid_pickup_left_alone(m: Merchant) -> tuple[str, Any]:
+    """The regression story: a paid pickup order nobody touched for more than a year."""
+    oid = m.order(1000)
+    p = m.pay(oid, 1000)
+    r = m.http.post("/_sim/clock/advance", json={"seconds": YEAR_AND_A_MONTH},
+                    headers={"Authorization": f"Bearer {m.token}"})
+    assert r.status_code == 200, r.text
+    return oid, p
+
+
+class NoSimClock:
+    """An httpx client stand-in for a server without /_sim/clock; ``date`` (a datetime) is sent
+    as the Date header of every answer, as a real server would."""
+
+    def __init__(self, inner: Any, date: Any = None) -> None:
+        self.inner = inner
+        self.timeout = inner.timeout
+        self.date = date
+
+    def request(self, method: str, url: Any, **kwargs: Any) -> Any:
+        if "/_sim/" in str(url):
+            return httpx.Response(404, json={"errors": [{"code": "NOT_FOUND"}]},
+                                  request=httpx.Request(method, str(url)))
+        response = self.inner.request(method, url, **kwargs)
+        if self.date is not None:
+            from email.utils import format_datetime
+
+            response.headers["date"] = format_datetime(self.date, usegmt=True)
+        return response
+
+
+def test_a_paid_pickup_left_for_400_days_is_canceled_by_auto(http: Any) -> None:
+    """The counterexample: the refund is too old, the pickup and the order can still go."""
+    m = Merchant(http)
+    oid, p = paid_pickup_left_alone(m)
+    out = cancel_order(m.sdk, oid, reason=REASON, strategy="auto")
+    assert out.clock == "/_sim/clock"
+    assert out.ok and out.canceled, out.describe()
+    assert [r.rule for r in out.plan.ruled_out] == ["refund.too_old"]
+    assert [(r.step.action, r.step.state) for r in out.steps] == [
+        ("UpdateOrder", None), ("UpdateOrder", "CANCELED")]
+    order = m.sdk.orders.get(oid, request_options=RO).order
+    assert order.state == "CANCELED" and order.fulfillments[0].state == "CANCELED"
+    assert m.payment(p.id).refunded_money is None  # nothing could be refunded
+    assert out.final == out.plan.predicted
+    assert cancel_order(m.sdk, oid, reason=REASON).steps == ()
+
+
+@pytest.mark.parametrize("strategy,rule", [
+    ("naive_refund_then_cancel", "refund.too_old"),
+    ("refund_then_cancel_fulfillments_then_cancel", "refund.too_old"),
+    ("refund_only", "refund.too_old"),
+])
+def test_named_strategies_predict_the_too_old_refund(http: Any, strategy: str, rule: str) -> None:
+    m = Merchant(http)
+    oid, _ = paid_pickup_left_alone(m)
+    out = cancel_order(m.sdk, oid, reason=REASON, strategy=strategy)
+    assert out.plan.failure is not None and out.plan.failure.expect == rule
+    assert out.error is not None and out.error.rule == rule and not out.unpredicted
+    assert out.final == out.plan.predicted
+
+
+def test_the_date_header_dates_the_plan_without_a_sim_clock(http: Any) -> None:
+    m = Merchant(http)
+    oid, _ = paid_pickup_left_alone(m)
+    server_now = m.sdk.orders.get(oid, request_options=RO).order  # just to have the records
+    clock_now = http(None).get("/_sim/clock", headers={"Authorization": f"Bearer {m.token}"})
+    from orderfsm.clock import parse_rfc3339
+
+    now = parse_rfc3339(clock_now.json()["now"])
+    out = cancel_order(m.client(lambda inner: NoSimClock(inner, now)), oid, reason=REASON)
+    assert out.clock == "Date header" and out.now == now
+    assert out.ok and out.canceled and not out.unpredicted
+    assert server_now.state == "OPEN"
+
+
+def test_the_now_argument_dates_the_plan(http: Any) -> None:
+    m = Merchant(http)
+    oid, _ = paid_pickup_left_alone(m)
+    from datetime import timedelta
+
+    from orderfsm.clock import parse_rfc3339
+
+    created = parse_rfc3339(m.sdk.orders.get(oid, request_options=RO).order.created_at)
+    out = cancel_order(m.client(lambda inner: NoSimClock(inner)), oid, reason=REASON,
+                       now=created + timedelta(days=400))
+    assert out.clock == "argument"
+    assert out.ok and out.canceled and not out.unpredicted
+
+
+def test_an_unpredicted_refund_rejection_does_not_stop_the_cancellation(http: Any) -> None:
+    """Without any server time the planner dates "now" from the records and expects the refund
+    to work; the server rejects it, and the executor re-plans and cancels anyway."""
+    m = Merchant(http)
+    oid, p = paid_pickup_left_alone(m)
+    out = cancel_order(m.client(lambda inner: NoSimClock(inner)), oid, reason=REASON)
+    assert out.clock == "records"
+    assert out.canceled and not out.ok and out.error is None, out.describe()
+    [surprise] = out.unpredicted
+    assert surprise.step.action == "RefundPayment" and surprise.rule == "refund.too_old"
+    assert "refund.too_old" in out.rules_hit
+    assert len(out.plans) == 2
+    assert [r.rule for r in out.plans[1].ruled_out] == ["refund.too_old"]
+    assert [(r.step.action, r.ok) for r in out.steps] == [
+        ("RefundPayment", False), ("UpdateOrder", True), ("UpdateOrder", True)]
+    assert "not predicted" in out.describe() and "re-planned 1 time" in out.describe()
+    order = m.sdk.orders.get(oid, request_options=RO).order
+    assert order.state == "CANCELED" and order.fulfillments[0].state == "CANCELED"
+    assert m.payment(p.id).refunded_money is None
+
+
+def test_plan_cancellation_judges_age_at_the_given_now() -> None:
+    from datetime import timedelta
+
+    from orderfsm.clock import parse_rfc3339
+
+    w = World()
+    oid = w.order(1000)
+    w.pay(oid, 1000)
+    created = parse_rfc3339(w.eng.get_order(oid)["created_at"])
+    young = w.plan(oid)
+    old = w.plan(oid, now=created + timedelta(days=400))
+    assert young.steps[0].action == "RefundPayment" and young.now == created
+    assert old.now == created + timedelta(days=400)
+    assert [r.rule for r in old.ruled_out] == ["refund.too_old"]
+    assert old.goal_reached and old.picked == "refund_then_cancel_fulfillments_then_cancel"
+    # A now before the records is taken as the newest record's time.
+    assert w.plan(oid, now=created - timedelta(days=3)).now == created
+
+
+def test_a_pickup_added_after_payment_does_not_make_auto_cancel(http: Any) -> None:
+    """order.fulfillment_added_after_payment: auto does not add a pickup to cancel a paid
+    fulfillment-less order, and by hand that path fails too."""
+    m = Merchant(http)
+    oid = m.order(1000, pickup=False)
+    p = m.pay(oid, 400, autocomplete=False)
+    m.sdk.payments.complete(p.id, request_options=RO)  # part of the total captured: stays OPEN
+    out = cancel_order(m.sdk, oid, reason=REASON)
+    assert out.ok and not out.canceled and out.final.order_state == "OPEN"
+    assert [s.action for s in out.plan.steps] == ["RefundPayment"]
+    assert [r.rule for r in out.plan.ruled_out] == ["order.cancel_after_payment"]
+    version = m.sdk.orders.get(oid, request_options=RO).order.version
+    m.sdk.orders.update(oid, order={"version": version, "fulfillments": [
+        {"type": "PICKUP", "state": "CANCELED",
+         "pickup_details": {"recipient": {"display_name": "Ann"}}}]},
+        idempotency_key=m.key(), request_options=RO)
+    version = m.sdk.orders.get(oid, request_options=RO).order.version
+    with pytest.raises(ApiError) as info:
+        m.sdk.orders.update(oid, order={"version": version, "state": "CANCELED"},
+                            idempotency_key=m.key(), request_options=RO)
+    assert info.value.body["errors"][0] == SEED_ERROR

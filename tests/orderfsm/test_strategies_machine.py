@@ -1,4 +1,4 @@
-"""The cancellation strategies, proven against the simulator.
+"""The cancellation strategies' predictions, checked against the simulator.
 
 A hypothesis state machine builds random reachable worlds through the official SDK against an
 in-process simulator (orders with and without a pickup, captured and delayed-capture payments,
@@ -375,6 +375,8 @@ class StrategyWorld(RuleBasedStateMachine):
 
     def check_prediction(self, out: Outcome) -> None:
         plan = out.plan
+        assert not out.unpredicted, (plan.describe(), out.describe())
+        assert out.clock == "/_sim/clock"
         assert out.final == plan.predicted, (plan.describe(), out.describe())
         assert len(out.steps) == len(plan.steps), (plan.describe(), out.describe())
         for step, result in zip(plan.steps, out.steps):

@@ -234,10 +234,11 @@ class SimulatorMerchant:
         """Replace the merchant's data with a snapshot from :meth:`state`."""
         self._control("POST", "/_sim/state", dict(state))
 
-    def copy(self) -> "SimulatorMerchant":
-        """A new merchant on the same app, holding a copy of this one's data."""
+    def copy(self, state: Mapping[str, Any] | None = None) -> "SimulatorMerchant":
+        """A new merchant on the same app holding a copy of this one's data, or of ``state``
+        (a snapshot taken earlier with :meth:`state`)."""
         twin = _new_merchant(self.app, self._http, self._config)
-        twin.restore(self.state())
+        twin.restore(state if state is not None else self.state())
         return twin
 
     def close(self) -> None:

@@ -21,7 +21,6 @@ hypothesis profile (tests/conftest.py).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import warnings
@@ -42,6 +41,7 @@ from square import Square
 from square.core.api_error import ApiError
 
 from orderfsm.rules import Variants
+from orderfsm.simulator import InThreadTransport
 from orderfsm.strategies import STRATEGIES, Outcome, cancel_order
 from simulator import create_app
 from simulator.store import SimulatorConfig
@@ -67,29 +67,8 @@ _servers: dict[tuple[str, tuple[tuple[str, str], ...]], httpx.Client] = {}
 TRANSPORT = os.environ.get("ORDERFSM_STRATEGY_TRANSPORT", "inthread")
 
 
-class InThreadASGI(httpx.BaseTransport):
-    """A synchronous httpx transport that runs an ASGI app on a private event loop in the
-    calling thread (httpx's own ASGITransport is async-only)."""
-
-    def __init__(self, app: Any) -> None:
-        self._inner = httpx.ASGITransport(app=app)
-        self._loop = asyncio.new_event_loop()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        forwarded = httpx.Request(request.method, request.url, headers=request.headers,
-                                  content=body)
-
-        async def send() -> httpx.Response:
-            response = await self._inner.handle_async_request(forwarded)
-            content = await response.aread()
-            return httpx.Response(response.status_code, headers=response.headers,
-                                  content=content, request=request)
-
-        return self._loop.run_until_complete(send())
-
-    def close(self) -> None:
-        self._loop.close()
+# The in-thread transport is public: orderfsm.simulator.InThreadTransport.
+InThreadASGI = InThreadTransport
 
 
 def usd(amount: int) -> dict[str, Any]:

@@ -21,6 +21,11 @@ Fixtures (each test gets its own merchant):
 ``square_simulator_options``
     Keyword arguments for ``create_app`` (``variants``, ``seed``, ``refund_settle_seconds``);
     override it in a conftest.py or a test module to configure the in-process simulator.
+``square_merchant_factory``
+    Session-scoped, for hypothesis: ``square_merchant_factory(variants=..., seed=...)`` makes a
+    fresh in-process merchant with its SDK client (``orderfsm.simulator.merchant``), one per
+    example. Function-scoped fixtures are not reset between hypothesis examples; this one
+    hands out a new merchant each call.
 
 Command-line options ``--square-base-url URL`` and ``--square-token TOKEN`` point the same tests
 at a running server instead (another fake, or Square's sandbox). Then only tests marked
@@ -383,3 +388,13 @@ def square_events(_square_target: _Target) -> SquareEvents:
         pytest.skip(f"square_events needs GET /_sim/events, which {_square_target.base_url} "
                     f"answered with {status}")
     return SquareEvents(_square_target)
+
+
+@pytest.fixture(scope="session")
+def square_merchant_factory() -> Any:
+    """Make fresh in-process merchants, e.g. one per hypothesis example:
+    ``with square_merchant_factory(variants={...}) as m: m.client.orders.create(...)``.
+    Takes the keyword arguments of :func:`orderfsm.simulator.merchant`."""
+    from .simulator import merchant
+
+    return merchant

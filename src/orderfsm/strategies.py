@@ -11,18 +11,22 @@ follows. This module has two halves:
   decides. Every prediction (which call succeeds, which one fails and with which catalog rule,
   the final states) comes from running the plan on that engine, so the rules live in one place.
 * :func:`cancel_order` runs a plan through a ``square.Square`` client and returns an
-  :class:`Outcome`. It re-reads the order before every UpdateOrder, retries once after a
-  VERSION_MISMATCH, and derives idempotency keys from what it observed, so running it again
-  after a crash replays or skips what was done instead of refunding twice.
+  :class:`Outcome`. It plans at the server's time (``now=``, ``GET /_sim/clock`` or the
+  ``Date`` header), re-reads the order before every UpdateOrder, retries once after a
+  VERSION_MISMATCH, re-plans after a rejection the plan did not predict, and derives
+  idempotency keys from what it observed, so running it again after a crash replays or skips
+  what was done instead of refunding twice.
 
 Strategies (see docs/strategies.md for the trade-offs):
 
 ``naive_refund_then_cancel``
     Refund every captured payment, then UpdateOrder ``state=CANCELED``. The seed thread's
     anti-pattern: it fails with "Orders cannot be canceled after payments have been processed."
+    It can stop earlier, at a refund the rules reject (``refund.after_failed`` once a refund of
+    the payment failed, ``refund.too_old`` for a payment over a year old).
 ``refund_then_cancel_fulfillments_then_cancel``
     Void APPROVED payments, refund captured ones, cancel the open fulfillments, then cancel the
-    order (the last post of the seed thread).
+    order (the last post of the seed thread). Stops at the first call the rules reject.
 ``void_then_cancel``
     Void APPROVED payments, then one UpdateOrder that cancels the fulfillments and the order
     together. Meant for orders with nothing captured, or nothing left to refund: captured money
@@ -38,7 +42,8 @@ Strategies (see docs/strategies.md for the trade-offs):
     ``refund_then_cancel_fulfillments_then_cancel`` that the engine predicts to succeed in full;
     otherwise every call of the latter that the engine accepts, the rejected ones left out and
     reported in :attr:`Plan.ruled_out` (``picked`` then names what is left, for example
-    ``refund_only+cancel_fulfillments_only``).
+    ``refund_only+cancel_fulfillments_only``). It never adds a fulfillment to a paid order to
+    make it cancelable (``order.fulfillment_added_after_payment``).
 """
 
 from __future__ import annotations

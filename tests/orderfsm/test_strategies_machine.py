@@ -319,7 +319,7 @@ class StrategyWorld(RuleBasedStateMachine):
         self.check(order, strategy, crash_after)
 
     def teardown(self) -> None:
-        # Every example proves something: the last order gets `auto` if nothing ran yet.
+        # Every example checks something: the last order gets `auto` if nothing ran yet.
         if not self.checked and self.models:
             self.check(self.models[-1], "auto", None)
 

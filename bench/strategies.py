@@ -45,37 +45,6 @@ def load_machine(transport: str):
     return module
 
 
-def cache_sdk_type_hints() -> None:
-    """The SDK (Fern-generated) calls typing_extensions.get_type_hints for every nested model
-    of every response it parses; the answer for a class never changes, so memoize it."""
-    import types
-
-    import typing_extensions
-
-    import square.core.serialization as serialization
-
-    original = typing_extensions.get_type_hints
-    memo: dict = {}
-
-    def get_type_hints(obj, globalns=None, localns=None, include_extras=False):
-        key = (obj, include_extras)
-        try:
-            return memo[key]
-        except (KeyError, TypeError):
-            pass
-        hints = original(obj, globalns, localns, include_extras=include_extras)
-        try:
-            memo[key] = hints
-        except TypeError:
-            pass
-        return hints
-
-    shim = types.SimpleNamespace(**{name: getattr(typing_extensions, name)
-                                    for name in dir(typing_extensions) if not name.startswith("__")})
-    shim.get_type_hints = get_type_hints
-    serialization.typing_extensions = shim
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--examples", type=int, default=1000)
@@ -83,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("inthread", "testclient"), default="inthread")
     ap.add_argument("--profile", action="store_true", help="print the top of a cProfile")
     ap.add_argument("--cache-sdk-type-hints", action="store_true",
-                    help="what-if: memoize the type-hint lookups the SDK repeats while parsing "
-                         "every response (changes nothing but speed; off by default)")
+                    help="memoize the type-hint lookups the SDK repeats while parsing every "
+                         "response (orderfsm.simulator.cache_sdk_type_hints; the test suite "
+                         "does; changes nothing but speed)")
     args = ap.parse_args(argv)
 
     import warnings
@@ -95,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import orderfsm.strategies as strategies
 
-    if args.cache_sdk_type_hints:
-        cache_sdk_type_hints()
+    # The test module caches the SDK's type hints unless told not to; the flag decides here.
+    os.environ["ORDERFSM_CACHE_SDK_TYPE_HINTS"] = "1" if args.cache_sdk_type_hints else "0"
     machine = load_machine(args.transport)
     cls = machine.DefaultVariants if args.variant == "default" else machine.NeverCancelAfterPayment
 

@@ -26,32 +26,40 @@ APPLIED = (("applied_discounts", "discount_uid"), ("applied_taxes", "tax_uid"),
            ("applied_service_charges", "service_charge_uid"))
 
 
+def catalog_objects() -> dict[str, dict[str, Any]]:
+    """The example's CatalogObjects by id, nested variations and modifiers included."""
+    out = {}
+    for obj in EXAMPLES["catalog"]:
+        out[obj["id"]] = obj
+        for child in (obj.get("item_data", {}).get("variations", [])
+                      + obj.get("modifier_list_data", {}).get("modifiers", [])):
+            out[child["id"]] = child
+    return out
+
+
 def resolve(order: dict[str, Any]) -> dict[str, Any]:
     """Fill in what the example's catalog objects give (names, prices, the discount) and drop
     the references, so the order prices without a catalog."""
-    catalog = {o["id"]: o for o in EXAMPLES["catalog"]}
+    catalog = catalog_objects()
     out = json.loads(json.dumps(order))
     for li in out.get("line_items", []):
-        var = catalog.get(li.get("catalog_object_id"))
+        var = catalog.get(li.pop("catalog_object_id", None))
         if var:
             data = var["item_variation_data"]
-            li.setdefault("name", data["item_name"])
+            li.setdefault("name", catalog[data["item_id"]]["item_data"]["name"])
             li.setdefault("variation_name", data["name"])
             li.setdefault("base_price_money", data["price_money"])
-            del li["catalog_object_id"]
         for mod in li.get("modifiers", []):
-            data = catalog[mod["catalog_object_id"]]["modifier_data"]
+            data = catalog[mod.pop("catalog_object_id")]["modifier_data"]
             mod.setdefault("name", data["name"])
             mod.setdefault("base_price_money", data["price_money"])
-            del mod["catalog_object_id"]
     for d in out.get("discounts", []):
-        obj = catalog.get(d.get("catalog_object_id"))
+        obj = catalog.get(d.pop("catalog_object_id", None))
         if obj:
             data = obj["discount_data"]
             d.setdefault("name", data["name"])
             d.setdefault("type", data["discount_type"])
             d.setdefault("percentage", data["percentage"])
-            del d["catalog_object_id"]
     return out
 
 

@@ -47,6 +47,27 @@ def test_create_order_example_reproduces_to_the_cent() -> None:
     assert again["line_items"] == got["line_items"]
 
 
+def test_create_order_example_priced_from_the_catalog() -> None:
+    """The spec's request as it is, its catalog references resolved by the engine's catalog."""
+    eng = Engine()
+    eng.catalog_command(lambda: eng.catalog.upsert([json.loads(json.dumps(EXAMPLES["catalog"]))],
+                                                   prefix="objects", partial=False, seeding=True))
+    body = json.loads(json.dumps(EXAMPLES["CreateOrderRequest"]["order"]))
+    body["location_id"] = eng.main_location_id
+    got = eng.create_order(body)
+    want = EXAMPLES["CreateOrderResponse"]["order"]
+    assert_same_money(got, want)
+    for mine, square in zip(got["line_items"], want["line_items"]):
+        for key in ("name", "variation_name", "catalog_object_id"):
+            assert mine.get(key) == square.get(key), key
+        assert [m.get("name") for m in mine.get("modifiers", [])] == [
+            m["name"] for m in square.get("modifiers", [])]
+    assert {d["uid"]: d.get("name") for d in got["discounts"]} == {
+        d["uid"]: d["name"] for d in want["discounts"]}
+    calc = eng.calculate_order(body)
+    assert calc["total_money"] == want["total_money"]
+
+
 def test_create_order_example_does_not_depend_on_listing_order() -> None:
     body = resolve(EXAMPLES["CreateOrderRequest"]["order"])
     want = price_order(body, "USD")
@@ -141,9 +162,9 @@ def test_fixture_is_a_verbatim_copy_of_the_spec_examples() -> None:
     # The catalog objects are the example's own data: the response names and prices them.
     resp = EXAMPLES["CreateOrderResponse"]["order"]
     steak = resp["line_items"][1]
-    catalog = {o["id"]: o for o in EXAMPLES["catalog"]}
+    catalog = _ex.catalog_objects()
     var = catalog[steak["catalog_object_id"]]["item_variation_data"]
-    assert (var["item_name"], var["name"], var["price_money"]) == (
+    assert (catalog[var["item_id"]]["item_data"]["name"], var["name"], var["price_money"]) == (
         steak["name"], steak["variation_name"], steak["base_price_money"])
     mod = catalog[steak["modifiers"][0]["catalog_object_id"]]["modifier_data"]
     assert (mod["name"], mod["price_money"]) == (steak["modifiers"][0]["name"],

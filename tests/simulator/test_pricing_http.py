@@ -53,6 +53,18 @@ def test_create_order_example_through_the_sdk(sdk) -> None:
         a.uid for a in first.applied_taxes]
 
 
+def test_the_spec_request_verbatim_against_the_example_catalog(raw) -> None:
+    seeded = raw.post("/_sim/catalog", json=examples.EXAMPLES["catalog"])
+    assert seeded.status_code == 200, seeded.text
+    request = copy.deepcopy(examples.EXAMPLES["CreateOrderRequest"])
+    request["order"]["location_id"] = "main"
+    made = raw.post("/v2/orders", json=request)
+    assert made.status_code == 200, made.text
+    examples.assert_same_money(made.json()["order"], examples.EXAMPLES["CreateOrderResponse"]["order"])
+    calc = raw.post("/v2/orders/calculate", json={"order": request["order"]})
+    assert calc.json()["order"]["total_money"]["amount"] == 6176
+
+
 def test_calculate_order_gives_what_create_order_gives(raw) -> None:
     body = example_body()
     calc = raw.post("/v2/orders/calculate", json={"order": body})

@@ -216,18 +216,14 @@ def spread(total: int, weights: list) -> list[int]:
     if n == 1:
         return [total]
     if type(whole) is int:  # all weights are ints
-        shares = []
-        keys = []
-        i = 0
-        for w in weights:
-            q, r = divmod(total * w, whole)
-            shares.append(q)
-            keys.append((-r, -w, i))
-            i += 1
+        parts = [divmod(total * w, whole) for w in weights]
+        shares = [q for q, _r in parts]
         rest = total - sum(shares)
         if rest:
-            keys.sort()
-            for _r, _w, i in keys[:rest]:
+            # Largest remainder first, then the larger weight; a stable sort keeps earlier lines
+            # first among full ties.
+            keys = [(r, w) for (_q, r), w in zip(parts, weights)]
+            for i in sorted(range(n), key=keys.__getitem__, reverse=True)[:rest]:
                 shares[i] += 1
         return shares
     exact = [Fraction(total) * w / whole for w in weights]
@@ -434,16 +430,18 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
                         current.append(a)
                         have.add(r)
             if len(have) < len(wanted) or not have.issuperset(wanted):
-                line_uid = str(li.get("uid") or i)
+                owner = applied_uid.half("owner", str(li.get("uid") or i))
                 for uid in wanted:
                     if uid not in have:
-                        current.append({"uid": applied_uid(line_uid, uid), ref: uid})
+                        current.append({"uid": owner + applied_uid.half("adjustment", uid),
+                                        ref: uid})
             for a in current:
+                r = a[ref]
                 if not a.get("uid"):
-                    a["uid"] = applied_uid(str(li.get("uid") or i), a[ref])
-                members = table.get(a[ref])
+                    a["uid"] = applied_uid(str(li.get("uid") or i), r)
+                members = table.get(r)
                 if members is None:
-                    table[a[ref]] = [(i, a)]
+                    table[r] = [(i, a)]
                 else:
                     members.append((i, a))
             li[key] = current
@@ -469,12 +467,19 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     disc_refs = refs["applied_discounts"]
     for _step, value, _s, d, rate in plan:
         members = disc_refs.get(d["uid"], ())
-        weights = [remaining[i] for i, _a in members]
+        every_line = len(members) == n  # members come in line order, one per line
+        weights = remaining if every_line else [remaining[i] for i, _a in members]
         base = sum(weights)
         amount = round_half_even(base * rate[0], rate[1]) if rate is not None else min(value, base)
-        for (i, a), share in zip(members, spread(amount, weights)):
-            remaining[i] -= share
-            line_disc[i] += share
+        shares = spread(amount, weights)
+        if every_line:
+            remaining = [r - x for r, x in zip(remaining, shares)]
+            line_disc = [t + x for t, x in zip(line_disc, shares)]
+        else:
+            for (i, _a), share in zip(members, shares):
+                remaining[i] -= share
+                line_disc[i] += share
+        for (_i, a), share in zip(members, shares):
             a["applied_money"] = {"amount": share, "currency": cur}
         d["applied_money"] = {"amount": amount, "currency": cur}
     if len(plan) > 1:
@@ -543,9 +548,12 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     for _phase, _value, _s, s, _rate, k in subtotal_charges:
         if not s.get("taxable"):
             continue
-        current = [a for a in s.get("applied_taxes") or ()
-                   if type(a) is dict and a.get("tax_uid") in known_taxes]
-        have = {a["tax_uid"] for a in current}
+        current = []
+        have = set()
+        for a in s.get("applied_taxes") or ():
+            if type(a) is dict and a.get("tax_uid") in known_taxes and a["tax_uid"] not in have:
+                current.append(a)
+                have.add(a["tax_uid"])
         for uid in order_taxes:
             if uid not in have:
                 current.append({"uid": applied_uid(str(s["uid"]), uid), "tax_uid": uid})
@@ -601,10 +609,17 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             continue
         rate = rates[uid]
         members = tax_refs.get(uid, ())
-        weights = [tax_base[idx] - incl[idx] for idx, _a in members]
+        every_item = len(members) == n_items  # one per item, lines first, in order
+        weights = ([b - c for b, c in zip(tax_base, incl)] if every_item
+                   else [tax_base[idx] - incl[idx] for idx, _a in members])
         amount = round_half_even(sum(weights) * rate[0], rate[1])
-        for (idx, a), share in zip(members, spread(amount, weights)):
-            add[idx] += share
+        shares = spread(amount, weights)
+        if every_item:
+            add = [t_ + x for t_, x in zip(add, shares)]
+        else:
+            for (idx, _a), share in zip(members, shares):
+                add[idx] += share
+        for (_i, a), share in zip(members, shares):
             a["applied_money"] = {"amount": share, "currency": cur}
         t["applied_money"] = {"amount": amount, "currency": cur}
 

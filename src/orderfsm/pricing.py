@@ -325,6 +325,12 @@ def attach_applied(order: dict, new_uid: Callable[[], str]) -> None:
         for mod in li.get("modifiers") or ():
             if isinstance(mod, dict) and not mod.get("uid"):
                 mod["uid"] = new_uid()
+    if not (order.get("discounts") or order.get("taxes") or order.get("service_charges")):
+        for li in lines:
+            for key, _ref, _top in _REFS:
+                if li.get(key):
+                    li[key] = []
+        return
     scoped = _order_scoped(order, lines)
     for key, ref, top in _REFS:
         known = {e.get("uid") for e in order.get(top) or () if isinstance(e, dict)}
@@ -371,9 +377,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         for i, e in enumerate(entries):
             if not e.get("uid"):
                 e["uid"] = derived_uid(name, str(i))
-    scoped = _order_scoped(order, lines)
     n = len(lines)
-    applied_uid = _AppliedUids()
 
     # 1. line amounts
     gross = [0] * n
@@ -404,6 +408,28 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
                 "variation_total_price_money" if variation > INT64_MAX else "gross_sales_money"))
         gross[i] = total
 
+    if not discounts and not taxes and not charges:  # nothing to adjust: the common order
+        zero = 0
+        for li, amount in zip(lines, gross):
+            for key, _ref, _top in _REFS:
+                if li.get(key):
+                    li[key] = []
+            li["gross_sales_money"] = {"amount": amount, "currency": cur}
+            li["total_tax_money"] = {"amount": zero, "currency": cur}
+            li["total_discount_money"] = {"amount": zero, "currency": cur}
+            li["total_service_charge_money"] = {"amount": zero, "currency": cur}
+            li["total_money"] = {"amount": amount, "currency": cur}
+        total = sum(gross)
+        if total > INT64_MAX:
+            _overflow(f"{prefix}.total_money")
+        order["total_money"] = {"amount": total, "currency": cur}
+        for key in ("total_tax_money", "total_discount_money", "total_tip_money",
+                    "total_service_charge_money"):
+            order[key] = {"amount": zero, "currency": cur}
+        return order
+
+    scoped = _order_scoped(order, lines)
+    applied_uid = _AppliedUids()
     # Applied references: for each adjustment, the (line index, applied entry) pairs in line
     # order; the ones Square generates for ORDER scope are added here.
     refs: dict[str, dict[Any, list]] = {}

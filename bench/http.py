@@ -424,10 +424,10 @@ def bench_search(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> 
     counts = {s: engine.order_index.count(engine.main_location_id, s, "created_at")
               for s in ("OPEN", "DRAFT", "CANCELED")}
     queries = {
-        "state_filter OPEN, limit 100": {"limit": 100, "query": {
+        "state_filter OPEN, limit 100": {"location_ids": ["main"], "limit": 100, "query": {
             "filter": {"state_filter": {"states": ["OPEN"]}},
             "sort": {"sort_field": "CREATED_AT", "sort_order": "DESC"}}},
-        "default query (limit 500)": {},
+        "default query (limit 500)": {"location_ids": ["main"]},
     }
     n = args.search_calls
 

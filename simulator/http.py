@@ -155,11 +155,32 @@ _YEAR_SECONDS = 365 * 24 * 3600
 
 def list_window(now: Any, q: Mapping[str, Any]) -> tuple[str, str | None, bool, int]:
     """The time window, direction and page size of a GET list endpoint (ListPayments,
-    ListPaymentRefunds): ``begin_time`` defaults to one year before ``now``."""
+    ListPaymentRefunds): ``begin_time`` defaults to one year before ``now``. A ``limit`` above
+    100 is not an error: the spec says it is ignored (ListPayments) or capped (ListPaymentRefunds),
+    either way a page holds at most 100."""
     start = query_time(q.get("begin_time"), "begin_time") or rfc3339(
         now.fromtimestamp(now.timestamp() - _YEAR_SECONDS, now.tzinfo))
     end = query_time(q.get("end_time"), "end_time")
-    return start, end, query_sort_order(q.get("sort_order")), query_limit(q.get("limit"), 100, 100)
+    limit = q.get("limit")
+    if limit is not None and limit > 100:
+        limit = 100
+    return start, end, query_sort_order(q.get("sort_order")), query_limit(limit, 100, 100)
+
+
+def list_updated_window(q: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``updated_at_begin_time`` / ``updated_at_end_time`` of the GET list endpoints."""
+    return (query_time(q.get("updated_at_begin_time"), "updated_at_begin_time"),
+            query_time(q.get("updated_at_end_time"), "updated_at_end_time"))
+
+
+_LIST_SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at",
+                     "OFFLINE_CREATED_AT": "created_at"}
+
+
+def list_sort_field(q: Mapping[str, Any]) -> str:
+    """The record field a list is sorted by. No offline payments exist here, so
+    OFFLINE_CREATED_AT orders by created_at (docs/fields.md lists it as a known difference)."""
+    return _LIST_SORT_FIELDS[q.get("sort_field") or "CREATED_AT"]
 
 
 def list_shape(q: Mapping[str, Any], name: str) -> dict[str, Any]:

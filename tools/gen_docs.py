@@ -184,22 +184,49 @@ def control_endpoints_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def decline_nonces_table() -> str:
-    """The sandbox card nonces that fail, with the rule and error each one produces."""
-    from orderfsm.engine import DECLINE_NONCES
+# What each kind of sandbox token is, for the table's first column.
+_TOKEN_KINDS = (("cnon:gift-card-nonce", "gift card nonce"), ("cnon:", "card nonce"),
+                ("ccof:", "card on file"), ("bnon:", "ACH bank nonce"))
+
+
+def sandbox_test_values_table() -> str:
+    """Every test source_id of Square's sandbox payments page, with what the simulator does."""
+    from orderfsm.engine import SANDBOX_TOKENS
     from orderfsm.rules import CATALOG
 
-    lines = ["| `source_id` | rule | error code |", "| --- | --- | --- |"]
-    for nonce, rule_id in DECLINE_NONCES.items():
+    lines = ["| `source_id` | kind | outcome | rule | error code |",
+             "| --- | --- | --- | --- | --- |"]
+    for token, rule_id in SANDBOX_TOKENS.items():
+        kind = next(k for prefix, k in _TOKEN_KINDS if token.startswith(prefix))
+        if token.startswith("bnon:"):
+            outcome = "`PENDING`, then `COMPLETED`" if rule_id is None else \
+                "`PENDING`, then `FAILED`"
+            code = ""
+        elif rule_id is None:
+            outcome = "accepted: `COMPLETED` (`APPROVED` with `autocomplete=false`)"
+            code = ""
+        else:
+            rule = CATALOG[rule_id]
+            code = f"`{rule.error.code}`" if rule.error else ""
+            if rule_id == "payment.card_token_used":
+                outcome = "refused, nothing recorded"
+            elif rule_id == "payment.verification_required":
+                outcome = "declined (`FAILED`) without `verification_token`; accepted with one"
+            else:
+                outcome = "declined: recorded `FAILED`, returned beside the error"
+        link = f"[`{rule_id}`](rules.md#{_anchor(rule_id)})" if rule_id else ""
+        lines.append(f"| `{token}` | {kind} | {outcome} | {link} | {code} |")
+    for token, rule_id in (("any other `cnon:` value", "payment.card_nonce_not_found"),
+                           ("any other `ccof:` value", "payment.card_on_file_not_found")):
         rule = CATALOG[rule_id]
-        code = rule.error.code if rule.error else ""
-        lines.append(f"| `{nonce}` | [`{rule_id}`](rules.md#{_anchor(rule_id)}) | `{code}` |")
+        lines.append(f"| {token} | | not found, nothing recorded | "
+                     f"[`{rule_id}`](rules.md#{_anchor(rule_id)}) | `{rule.error.code}` |")
     return "\n".join(lines) + "\n"
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
     "variants": variants_table,
-    "decline-nonces": decline_nonces_table,
+    "sandbox-test-values": sandbox_test_values_table,
     "square-endpoints": square_endpoints_table,
     "control-endpoints": control_endpoints_table,
 }

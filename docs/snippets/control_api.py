@@ -13,9 +13,9 @@ with running() as base_url:
     saved = sim.get("/_sim/state").json()  # the merchant's whole state, as JSON
     location_id = sim.get("/v2/locations").json()["locations"][0]["id"]
     sim.post("/v2/orders", json={"order": {"location_id": location_id}})
-    assert len(sim.post("/v2/orders/search", json={}).json()["orders"]) == 1
+    assert len(sim.post("/v2/orders/search", json={"location_ids": ["main"]}).json()["orders"]) == 1
     sim.post("/_sim/state", json=saved)  # back to the saved state: no orders
-    assert sim.post("/v2/orders/search", json={}).json().get("orders", []) == []
+    assert sim.post("/v2/orders/search", json={"location_ids": ["main"]}).json().get("orders", []) == []
 
     variants = sim.post("/_sim/variants", json={"cancel_after_payment": "never"}).json()
     print(variants["variants"]["cancel_after_payment"])  # never

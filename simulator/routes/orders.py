@@ -95,7 +95,9 @@ async def search_orders(request: Request):
     m = merchant_of(request)
     body = await read_body(request, "SearchOrdersRequest")
     engine = m.engine
-    locations = body.get("location_ids") or list(engine.locations)
+    # "Your request must specify at least one location to search" (engine rule
+    # order.search_location_required); no default to every location.
+    locations = body.get("location_ids") or []
     if len(locations) > 10:
         raise violation("api.too_many_ids", maximum=10, field="location_ids")
     known = []
@@ -127,12 +129,18 @@ async def search_orders(request: Request):
         end = query_time(rng.get("end_at"), f"query.filter.date_time_filter.{used[0]}.end_at")
     states = (filt.get("state_filter") or {}).get("states")
     customers = (filt.get("customer_filter") or {}).get("customer_ids")
+    fulfillment = filt.get("fulfillment_filter") or {}
+    sources = (filt.get("source_filter") or {}).get("source_names")
+    if sources is not None and len(sources) > 10:
+        raise violation("api.too_many_ids", maximum=10, field="query.filter.source_filter.source_names")
     limit = query_limit(body.get("limit"), 500, 1000)
     shape = {"l": sorted(known), "q": query}
     after = decode_cursor(body.get("cursor"), shape)
     page, nxt = engine.search_orders(
         location_ids=known, states=states, customer_ids=customers, sort_field=sort_field,
-        descending=descending, start=start, end=end, limit=limit, after=after)
+        descending=descending, start=start, end=end, limit=limit, after=after,
+        fulfillment_types=fulfillment.get("fulfillment_types"),
+        fulfillment_states=fulfillment.get("fulfillment_states"), source_names=sources)
     out: dict = {}
     if body.get("return_entries"):
         out["order_entries"] = [{"order_id": o["id"], "version": o.get("version"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from ..http import (decode_cursor, execute, json_response, list_shape, list_window, merchant_of,
-                    page_response, read_body, strip_nulls)
+from ..http import (decode_cursor, execute, json_response, list_shape, list_sort_field,
+                    list_updated_window, list_window, merchant_of, page_response, query_time,
+                    read_body, strip_nulls)
 from ..validation import validate_query
 
 router = APIRouter()
@@ -25,9 +26,20 @@ async def list_payments(request: Request):
     q = validate_query("ListPayments", request.query_params)
     engine = m.engine
     start, end, descending, limit = list_window(engine.now(), q)
+    updated_start, updated_end = list_updated_window(q)
     filters = {k: q[k] for k in ("total", "last_4", "card_brand") if q.get(k) is not None}
+    # Offline payments: none can be made here, but the filters still mean what they say.
+    offline = q.get("is_offline_payment", False)
+    offline_window = any(q.get(k) is not None for k in ("offline_begin_time", "offline_end_time"))
+    for k in ("offline_begin_time", "offline_end_time"):
+        query_time(q.get(k), k)
 
     def keep(p: dict) -> bool:
+        is_offline = bool(p.get("offline_payment_details"))
+        if is_offline != offline:
+            return False
+        if offline_window and not (p.get("offline_payment_details") or {}).get("client_created_at"):
+            return False
         if "total" in filters and p["total_money"]["amount"] != filters["total"]:
             return False
         card = (p.get("card_details") or {}).get("card") or {}
@@ -41,7 +53,8 @@ async def list_payments(request: Request):
     page, nxt = engine.list_payments(start=start, end=end, location_id=q.get("location_id"),
                                      descending=descending, limit=limit,
                                      after=decode_cursor(q.get("cursor"), shape),
-                                     keep=keep if filters else None)
+                                     keep=keep, sort_field=list_sort_field(q),
+                                     updated_start=updated_start, updated_end=updated_end)
     return page_response("payments", page, nxt, shape)
 
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request
 
 from orderfsm.errors import ErrorDetail, SquareError
 
-from ..http import (decode_cursor, execute, json_response, list_shape, list_window, merchant_of,
-                    page_response, read_body, strip_nulls)
+from ..http import (decode_cursor, execute, json_response, list_shape, list_sort_field,
+                    list_updated_window, list_window, merchant_of, page_response, read_body,
+                    strip_nulls)
 from ..validation import validate_query
 
 router = APIRouter()
@@ -33,6 +34,7 @@ async def list_refunds(request: Request):
     q = validate_query("ListPaymentRefunds", request.query_params)
     engine = m.engine
     start, end, descending, limit = list_window(engine.now(), q)
+    updated_start, updated_end = list_updated_window(q)
     status = q.get("status")
     source_type = q.get("source_type")
 
@@ -49,7 +51,8 @@ async def list_refunds(request: Request):
     page, nxt = engine.list_refunds(
         start=start, end=end, location_id=q.get("location_id"), descending=descending,
         limit=limit, after=decode_cursor(q.get("cursor"), shape),
-        keep=keep if (status or source_type) else None)
+        keep=keep if (status or source_type) else None, sort_field=list_sort_field(q),
+        updated_start=updated_start, updated_end=updated_end)
     return page_response("refunds", page, nxt, shape)
 
 

@@ -36,17 +36,39 @@ from .lifecycles.refund import DEFAULT_SETTLE_DELAY
 from .pricing import apply_pricing, attach_applied, check_request, derived_uid, price_order
 from .rules import Variants, violation
 
-__all__ = ["Engine", "DomainEvent", "DECLINE_NONCES"]
+__all__ = ["Engine", "DomainEvent", "DECLINE_NONCES", "SANDBOX_TOKENS"]
 
-# Sandbox card nonces that fail, and the rule each one triggers.
-DECLINE_NONCES = {
+# Every test source_id on Square's sandbox payments page (S18), with the rule its outcome
+# follows: None is accepted. Other cnon:/ccof: values are not found.
+SANDBOX_TOKENS: dict[str, str | None] = {
+    "cnon:card-nonce-ok": None,
     "cnon:card-nonce-declined": "payment.card_declined",
     "cnon:card-nonce-rejected-cvv": "payment.cvv_failure",
     "cnon:card-nonce-rejected-postalcode": "payment.address_verification_failure",
     "cnon:card-nonce-rejected-expiration": "payment.invalid_expiration",
     "cnon:card-nonce-already-used": "payment.card_token_used",
+    "ccof:customer-card-id-ok": None,
+    "ccof:customer-card-id-requires-verification": "payment.verification_required",
+    "ccof:customer-card-id-rejected-postalcode": "payment.address_verification_failure",
+    "ccof:customer-card-id-rejected-expiration": "payment.invalid_expiration",
+    "ccof:customer-card-id-declined": "payment.card_declined",
+    "cnon:gift-card-nonce-ok": None,
+    "cnon:gift-card-nonce-insufficient-funds": "payment.gift_card_insufficient_funds",
+    "cnon:gift-card-nonce-insufficient-permission": "payment.gift_card_insufficient_permission",
+    "bnon:bank-nonce-ok": None,
+    "bnon:bank-nonce-failure": "payment.bank_settles",
+    "bnon:bank-nonce-account-unusable": "payment.bank_settles",
+    "bnon:bank-nonce-insufficient-funds": "payment.bank_settles",
+    "bnon:bank-nonce-invalid-account": "payment.bank_settles",
+    "bnon:bank-nonce-buyer-refused-payment": "payment.bank_settles",
 }
-BANK_FAIL_NONCES = {"bnon:bank-nonce-failure", "bnon:bank-nonce-account-unusable"}
+# Card tokens that are declined: the payment is recorded FAILED and returned with the error.
+# (cnon:card-nonce-already-used is refused before any card is tried; see SANDBOX_TOKENS.)
+DECLINE_NONCES = {
+    token: rule for token, rule in SANDBOX_TOKENS.items()
+    if rule is not None and token.startswith(("cnon:", "ccof:")) and rule != "payment.card_token_used"
+}
+BANK_FAIL_NONCES = {t for t, rule in SANDBOX_TOKENS.items() if t.startswith("bnon:") and rule}
 ORDER_LISTS = ("line_items", "taxes", "discounts", "service_charges", "fulfillments")
 PRICED_LISTS = ("line_items", "taxes", "discounts", "service_charges")
 READ_ONLY_ORDER_FIELDS = frozenset({
@@ -517,6 +539,7 @@ class Engine:
                 raise violation("api.invalid_value", field="order.state",
                                 reason=f"An order cannot be created in state {state}.")
             self._check_order_money(order)
+            _check_ad_hoc_lines(order.get("line_items"))
             rec: dict[str, Any] = {k: clone(v) for k, v in order.items()
                                    if k in CREATABLE_ORDER_FIELDS and v is not None}
             oid = self.ids.object_id()
@@ -602,9 +625,21 @@ class Engine:
             if processed:
                 for name in PRICED_LISTS:
                     if name in touched_lists:
-                        raise violation("order.line_items_locked", field=f"order.{name}")
+                        if name == "line_items":
+                            raise violation("order.line_items_locked")
+                        raise violation("order.pricing_locked", list_name=name)
+                removes_fulfillment = ("fulfillments" in order and order["fulfillments"] is None)
+                for path in clears:
+                    parts = _split_path(path)
+                    if parts[0][0] == "fulfillments" and len(parts) == 1:
+                        removes_fulfillment = True
+                if removes_fulfillment:
+                    raise violation("order.fulfillment_locked_when_paid",
+                                    field="fields_to_clear" if clears else "order.fulfillments")
             order = self.catalog.resolve_order(patch, rec["location_id"])
             self._check_order_money(order)
+            known_lines = {e.get("uid") for e in rec.get("line_items") or [] if isinstance(e, dict)}
+            _check_ad_hoc_lines(order.get("line_items"), known_lines)
             for path in clears:
                 _clear_path(rec, path)
             fulfillment_patch_index: dict[str, int] = {}
@@ -739,7 +774,7 @@ class Engine:
                     rec[key] = clone(src[key])
             rec.update(state="DRAFT", version=1, created_at=now, updated_at=now, _payment_ids=[])
             tx.orders[oid] = rec
-            self._emit(tx, "order.created", oid)
+            # No order.created: it is "triggered only by the CreateOrder endpoint call".
             return rec
 
         return self.render_order(self._run(run))
@@ -753,6 +788,7 @@ class Engine:
         order = self.catalog.resolve_order(order, loc["id"])
         self.ids.counter = counter
         self._check_order_money(order)
+        _check_ad_hoc_lines(order.get("line_items"))
         rec = {k: clone(v) for k, v in order.items() if k in CREATABLE_ORDER_FIELDS and v is not None}
         rec.update(location_id=loc["id"], state=rec.get("state", "OPEN"))
         rec.setdefault("id", "")
@@ -793,9 +829,9 @@ class Engine:
                                     status=p["status"])
                 listed.append(p)
             paid = sum(p["amount_money"]["amount"] for p in listed)
-            due = self.amount_due(order, tx)
-            if paid != due:
-                raise violation("pay_order.amount_mismatch", paid=paid, total=due)
+            total = self._total(order)  # "The payment total must match the order total."
+            if paid != total:
+                raise violation("pay_order.amount_mismatch", paid=paid, total=total)
             for p in listed:
                 PAYMENT.fire(p, "complete", PaymentContext())
                 self._capture_effects(p)
@@ -854,7 +890,10 @@ class Engine:
         payment["updated_at"] = now
 
     def create_payment(self, request: Mapping[str, Any]) -> dict[str, Any]:
-        """CreatePayment. ``request`` is the whole request body."""
+        """CreatePayment. ``request`` is the whole request body.
+
+        Every request check runs before the card is tried (payment.request_checked_before_card):
+        a bad request is never reported as a decline."""
         declined: dict[str, Any] = {}
 
         def run(tx: _Tx) -> dict[str, Any]:
@@ -864,15 +903,48 @@ class Engine:
                 raise violation("payment.amount_required")
             amount = self._check_money(amount_money, "amount_money")
             tip = self._check_money(request.get("tip_money"), "tip_money")
-            self._check_money(request.get("app_fee_money"), "app_fee_money")
+            fee = self._check_money(request.get("app_fee_money"), "app_fee_money")
+            if amount == 0:
+                raise violation("payment.amount_zero")
             total = amount + tip
+            if fee * 10 > total * 9:
+                raise violation("payment.app_fee_too_high")
             loc = self._location(request.get("location_id") or self.main_location_id, "location_id")
             autocomplete = request.get("autocomplete")
             autocomplete = True if autocomplete is None else autocomplete
-            for param in ("delay_duration", "delay_action"):
-                if autocomplete and request.get(param) is not None:
-                    raise violation("payment.delay_needs_delayed_capture", param=param)
             source_type, extra = self._classify_source(source_id, request, total)
+            for param in ("delay_duration", "delay_action"):
+                if request.get(param) is not None:
+                    if source_type != "CARD":
+                        raise violation("payment.delay_card_only", param=param)
+                    if autocomplete:
+                        raise violation("payment.delay_needs_delayed_capture", param=param)
+            if source_type == "BANK_ACCOUNT" and not autocomplete:
+                raise violation("payment.ach_autocomplete_required")
+            delay = None
+            if not autocomplete and source_type == "CARD":
+                delay = DEFAULT_DELAY_CARD_NOT_PRESENT
+                if request.get("delay_duration") is not None:
+                    try:
+                        delay = parse_duration(request["delay_duration"])
+                    except ValueError:
+                        raise violation("api.invalid_value", field="delay_duration",
+                                        reason="delay_duration must be an RFC 3339 duration.")
+                    if delay < MIN_DELAY or delay > DEFAULT_DELAY_CARD_NOT_PRESENT:
+                        raise violation("payment.delay_duration_bounds", maximum="P7D")
+                delay_action = _delay_action(request.get("delay_action") or "CANCEL")
+            order = None
+            if request.get("order_id") is not None:
+                order = self._order(tx, request["order_id"], deep=False)
+                ORDER.fire(order, "pay", OrderContext(fmt={"state": order["state"]}))
+                # Uncaptured payments already hold part of what is due.
+                held = sum(p["amount_money"]["amount"] for p in self._payments_of(tx, order)
+                           if p["status"] in ("APPROVED", "PENDING"))
+                available = self.amount_due(order, tx) - held
+                if amount > available or (autocomplete and amount != available):
+                    raise violation("payment.order_total_mismatch")
+            # The request is valid: now the card (or bank) token is tried.
+            decline_rule = self._token_outcome(source_id, request) if source_type == "CARD" else None
             pid = self.ids.object_id()
             now_dt = self.clock.now()
             now = rfc3339(now_dt)
@@ -886,7 +958,7 @@ class Engine:
                 rec["tip_money"] = {"amount": tip, "currency": self.currency}
             rec["total_money"] = {"amount": total, "currency": self.currency}
             if request.get("app_fee_money") is not None:
-                rec["app_fee_money"] = clone(request["app_fee_money"])
+                rec["app_fee_money"] = {"amount": fee, "currency": self.currency}
             rec["approved_money"] = {"amount": total, "currency": self.currency}
             rec["status"] = "COMPLETED"
             rec["source_type"] = source_type
@@ -904,7 +976,6 @@ class Engine:
                 rec["_idempotency_key"] = request["idempotency_key"]
                 tx.keys[request["idempotency_key"]] = pid
             # Declines are recorded as FAILED payments and reported as errors.
-            decline_rule = DECLINE_NONCES.get(source_id) if source_type == "CARD" else None
             if decline_rule is not None:
                 rule_err = violation(decline_rule)
                 PAYMENT.create(rec, "CreatePayment declined")
@@ -913,43 +984,29 @@ class Engine:
                 rec["card_details"]["errors"] = [e.to_json() for e in rule_err.errors]
                 rec["delay_action"] = "CANCEL"
                 rec.pop("receipt_number", None)
-                if request.get("order_id") is not None:
-                    rec["order_id"] = request["order_id"]
+                if order is not None:
+                    rec["order_id"] = order["id"]
+                    tx.orders.pop(order["id"], None)  # a decline leaves the order as it was
+                    tx.shallow.discard(order["id"])
                 tx.payments[pid] = rec
                 self._emit(tx, "payment.created", pid)
                 declined["error"] = rule_err
                 declined["payment"] = rec
                 return rec
-            order = None
-            if request.get("order_id") is not None:
-                order = self._order(tx, request["order_id"], deep=False)
-                ORDER.fire(order, "pay", OrderContext(fmt={"state": order["state"]}))
-                # Uncaptured payments already hold part of what is due.
-                held = sum(p["amount_money"]["amount"] for p in self._payments_of(tx, order)
-                           if p["status"] in ("APPROVED", "PENDING"))
-                available = self.amount_due(order, tx) - held
-                if amount > available or (autocomplete and amount != available):
-                    raise violation("payment.order_total_mismatch")
+            if order is not None:
                 rec["order_id"] = order["id"]
-            if not autocomplete:
-                delay = DEFAULT_DELAY_CARD_NOT_PRESENT
-                if request.get("delay_duration") is not None:
-                    try:
-                        delay = parse_duration(request["delay_duration"])
-                    except ValueError:
-                        raise violation("api.invalid_value", field="delay_duration",
-                                        reason="delay_duration must be an RFC 3339 duration.")
-                    if delay < MIN_DELAY or delay > DEFAULT_DELAY_CARD_NOT_PRESENT:
-                        raise violation("payment.delay_duration_bounds", maximum="P7D")
+            if delay is not None:
                 rec["delay_duration"] = format_duration(delay)
-                rec["delay_action"] = _delay_action(request.get("delay_action") or "CANCEL")
+                rec["delay_action"] = delay_action
                 rec["delayed_until"] = rfc3339(now_dt + delay)
                 rec["capabilities"] = ["EDIT_AMOUNT_UP", "EDIT_AMOUNT_DOWN", "EDIT_TIP_AMOUNT_UP",
                                        "EDIT_TIP_AMOUNT_DOWN", "EDIT_DELAY_ACTION"]
                 PAYMENT.create(rec, "CreatePayment autocomplete=false")
-                if rec.get("card_details") is not None:
-                    rec["card_details"]["status"] = "AUTHORIZED"
+                rec["card_details"]["status"] = "AUTHORIZED"
                 self._schedule(tx, now_dt + delay, "payment_delay", pid)
+            elif not autocomplete:
+                # CASH and EXTERNAL wait APPROVED for PayOrder or CompletePayment (no delay window).
+                PAYMENT.create(rec, "CreatePayment autocomplete=false")
             elif source_type == "BANK_ACCOUNT":
                 PAYMENT.create(rec, "CreatePayment bank transfer")
                 rec.pop("receipt_number", None)
@@ -975,6 +1032,21 @@ class Engine:
             err.extra["payment"] = self.render_payment(self.payments[rec["id"]])
             raise err
         return self.render_payment(rec)
+
+    @staticmethod
+    def _token_outcome(source_id: str, request: Mapping[str, Any]) -> str | None:
+        """Try a card token: None when it is accepted, the decline rule when it is declined.
+        Tokens that are not cards at all (unknown, already used) raise."""
+        if source_id not in SANDBOX_TOKENS:
+            if source_id.startswith("cnon:"):
+                raise violation("payment.card_nonce_not_found")
+            raise violation("payment.card_on_file_not_found", card_id=source_id[5:])
+        rule = SANDBOX_TOKENS[source_id]
+        if rule == "payment.card_token_used":
+            raise violation(rule)
+        if rule == "payment.verification_required" and request.get("verification_token"):
+            return None
+        return rule
 
     def _classify_source(self, source_id: Any, request: Mapping[str, Any],
                          total: int) -> tuple[str, dict[str, Any]]:
@@ -1008,11 +1080,17 @@ class Engine:
             }, "_bank_fails": source_id in BANK_FAIL_NONCES}
         if source_id.startswith(("cnon:", "ccof:")):
             now = self._stamp()
+            gift = source_id.startswith("cnon:gift-card-nonce")
+            card = {"card_brand": "VISA", "last_4": "1111", "exp_month": 11, "exp_year": 2030,
+                    "fingerprint": "sq-1-orderfsm", "card_type": "CREDIT",
+                    "prepaid_type": "NOT_PREPAID", "bin": "411111"}
+            if gift:
+                card = {"card_brand": "SQUARE_GIFT_CARD", "last_4": "0000",
+                        "fingerprint": "sq-1-orderfsm-gift", "card_type": "DEBIT",
+                        "prepaid_type": "PREPAID", "bin": "778332"}
             return "CARD", {"card_details": {
                 "status": "CAPTURED",
-                "card": {"card_brand": "VISA", "last_4": "1111", "exp_month": 11, "exp_year": 2030,
-                         "fingerprint": "sq-1-orderfsm", "card_type": "CREDIT",
-                         "prepaid_type": "NOT_PREPAID", "bin": "411111"},
+                "card": card,
                 "entry_method": "ON_FILE" if source_id.startswith("ccof:") else "KEYED",
                 "cvv_status": "CVV_ACCEPTED",
                 "avs_status": "AVS_ACCEPTED",
@@ -1203,6 +1281,7 @@ class Engine:
             if not instant:
                 self._schedule(tx, now_dt + self.refund_settle_delay, "refund_settle", rid)
             self._emit(tx, "refund.created", rid)
+            self._emit(tx, "order.updated", return_order_id)
             self._emit(tx, "payment.updated", pid)
             return refund
 
@@ -1260,6 +1339,7 @@ class Engine:
             ret["version"] += 1
             ret["updated_at"] = now
             self._emit(tx, "refund.updated", refund_id)
+            self._emit(tx, "order.updated", ret["id"])
             if r["status"] in ("REJECTED", "FAILED"):
                 p = self._payment(tx, r["payment_id"])
                 held = p["refunded_money"]["amount"] - r["amount_money"]["amount"]
@@ -1407,11 +1487,22 @@ class Engine:
         end: str | None = None,
         limit: int = 500,
         after: tuple[str, str] | None = None,
+        fulfillment_types: Iterable[str] | None = None,
+        fulfillment_states: Iterable[str] | None = None,
+        source_names: Iterable[str] | None = None,
     ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
         """Orders of the given locations, sorted by ``sort_field``; ``start``/``end`` bound that
         same field. Returns one page and the key to continue after (None at the end)."""
+        location_ids = list(location_ids)
+        if not location_ids:
+            raise violation("order.search_location_required")
+        if sort_field == "closed_at" and states and "OPEN" in states:
+            raise violation("order.search_closed_at_open")
         self.fire_due()
         state_list: list[str | None] = list(dict.fromkeys(states)) if states else [None]
+        ftypes = set(fulfillment_types) if fulfillment_types else None
+        fstates = set(fulfillment_states) if fulfillment_states else None
+        sources = set(source_names) if source_names else None
         walks = [self.order_index.walk(loc, st, sort_field, start, end, descending, after)
                  for loc in dict.fromkeys(location_ids) for st in state_list]
         merged = walks[0] if len(walks) == 1 else heapq.merge(*walks, reverse=descending)
@@ -1422,6 +1513,14 @@ class Engine:
             rec = self.orders[key[1]]
             if customers is not None and rec.get("customer_id") not in customers:
                 continue
+            if ftypes is not None and not any(
+                    f.get("type") in ftypes for f in rec.get("fulfillments") or ()):
+                continue
+            if fstates is not None and not any(
+                    f.get("state") in fstates for f in rec.get("fulfillments") or ()):
+                continue
+            if sources is not None and (rec.get("source") or {}).get("name") not in sources:
+                continue
             if len(page) == limit:
                 return page, last
             page.append(rec)
@@ -1431,8 +1530,24 @@ class Engine:
     def _list_page(self, index: Any, records: Mapping[str, dict], *, start: str | None,
                    end: str | None, location_id: str | None, descending: bool, limit: int,
                    after: tuple[str, str] | None,
-                   keep: Callable[[dict], bool] | None) -> tuple[list[dict], tuple[str, str] | None]:
+                   keep: Callable[[dict], bool] | None,
+                   sort_field: str = "created_at", updated_start: str | None = None,
+                   updated_end: str | None = None) -> tuple[list[dict], tuple[str, str] | None]:
         self.fire_due()
+        if updated_start is not None or updated_end is not None:
+            inner = keep
+
+            def keep(rec: dict) -> bool:  # noqa: F811 - the updated_at window, then the rest
+                at = parse_rfc3339(rec["updated_at"])
+                if updated_start is not None and at < parse_rfc3339(updated_start):
+                    return False
+                if updated_end is not None and at > parse_rfc3339(updated_end):
+                    return False
+                return inner is None or inner(rec)
+        if sort_field != "created_at":
+            return self._scan_page(records, start=start, end=end, location_id=location_id,
+                                   descending=descending, limit=limit, after=after, keep=keep,
+                                   sort_field=sort_field)
         page: list[dict] = []
         last = None
         for key in index.walk(start=start, end=end, location_id=location_id,
@@ -1446,24 +1561,60 @@ class Engine:
             last = key
         return page, None
 
+    def _scan_page(self, records: Mapping[str, dict], *, start: str | None, end: str | None,
+                   location_id: str | None, descending: bool, limit: int,
+                   after: tuple[str, str] | None, keep: Callable[[dict], bool] | None,
+                   sort_field: str) -> tuple[list[dict], tuple[str, str] | None]:
+        """A page sorted by a field the time index does not keep (``updated_at``): a scan. The
+        ``start``/``end`` window still bounds ``created_at``."""
+        lo = parse_rfc3339(start) if start is not None else None
+        hi = parse_rfc3339(end) if end is not None else None
+        keyed = []
+        for rec in records.values():
+            if location_id is not None and rec.get("location_id") != location_id:
+                continue
+            created = parse_rfc3339(rec["created_at"])
+            if (lo is not None and created < lo) or (hi is not None and created > hi):
+                continue
+            keyed.append(((rfc3339(parse_rfc3339(rec[sort_field])), rec["id"]), rec))
+        keyed.sort(key=lambda kr: kr[0], reverse=descending)
+        page: list[dict] = []
+        last = None
+        for key, rec in keyed:
+            if after is not None and (key <= after if not descending else key >= after):
+                continue
+            if keep is not None and not keep(rec):
+                continue
+            if len(page) == limit:
+                return page, last
+            page.append(rec)
+            last = key
+        return page, None
+
     def list_payments(self, *, start: str | None = None, end: str | None = None,
                       location_id: str | None = None, descending: bool = True, limit: int = 100,
                       after: tuple[str, str] | None = None,
                       keep: Callable[[dict], bool] | None = None,
+                      sort_field: str = "created_at", updated_start: str | None = None,
+                      updated_end: str | None = None,
                       ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
         page, nxt = self._list_page(self.payment_index, self.payments, start=start, end=end,
                                     location_id=location_id, descending=descending, limit=limit,
-                                    after=after, keep=keep)
+                                    after=after, keep=keep, sort_field=sort_field,
+                                    updated_start=updated_start, updated_end=updated_end)
         return [self.render_payment(p) for p in page], nxt
 
     def list_refunds(self, *, start: str | None = None, end: str | None = None,
                      location_id: str | None = None, descending: bool = True, limit: int = 100,
                      after: tuple[str, str] | None = None,
                      keep: Callable[[dict], bool] | None = None,
+                     sort_field: str = "created_at", updated_start: str | None = None,
+                     updated_end: str | None = None,
                      ) -> tuple[list[dict[str, Any]], tuple[str, str] | None]:
         page, nxt = self._list_page(self.refund_index, self.refunds, start=start, end=end,
                                     location_id=location_id, descending=descending, limit=limit,
-                                    after=after, keep=keep)
+                                    after=after, keep=keep, sort_field=sort_field,
+                                    updated_start=updated_start, updated_end=updated_end)
         return [self.render_refund(r) for r in page], nxt
 
     # ================================================================ snapshot
@@ -1534,6 +1685,22 @@ def _delay_action(value: Any, field: str = "delay_action") -> str:
         raise violation("api.invalid_value", field=field,
                         reason=f"`{value}` is not a valid delay_action; use CANCEL or COMPLETE.")
     return value
+
+
+def _check_ad_hoc_lines(lines: Any, known_uids: Iterable[Any] = ()) -> None:
+    """A new line item that names no catalog object needs a name and a base price
+    (order.line_item_needs_name_and_price). Entries patching a known uid are merges."""
+    if not isinstance(lines, list):
+        return
+    known = set(known_uids)
+    for i, line in enumerate(lines):
+        if not isinstance(line, dict) or line.get("catalog_object_id") is not None:
+            continue
+        if line.get("uid") is not None and line.get("uid") in known:
+            continue
+        for name in ("name", "base_price_money"):
+            if line.get(name) is None:
+                raise violation("order.line_item_needs_name_and_price", index=i, name=name)
 
 
 def _merge_dict(target: dict, patch: Mapping[str, Any]) -> None:

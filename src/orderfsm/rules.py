@@ -80,9 +80,18 @@ SOURCES: dict[str, str] = {
     "F9": "https://developer.squareup.com/forums/t/increase-time-limit-on-auth-delay-capture/3485/2",
     "F12": "https://sellercommunity.com/t5/E-Commerce-API/The-payment-total-does-not-match-the-order-total-It-does/td-p/151485",
     "F16": "https://developer.squareup.com/forums/t/multiple-fulfillments-per-order/2488",
+    "F8": "https://developer.squareup.com/forums/t/ach-payment-pending-what-are-the-options/2638",
+    "F17": "https://developer.squareup.com/forums/t/cannot-create-payment-with-amount-0/1866",
+    "S25": "https://developer.squareup.com/docs/orders-api/manage-orders/search-orders",
+    "S26": "https://square.github.io/mobile-payments-sdk-android/ (PaymentParameters.delayDuration)",
+    "S27": "https://github.com/square/connect-ruby-sdk/blob/master/docs/CreateOrderRequestLineItem.md",
+    "G4": "third-party code comments pasting Square's CreatePayment error bodies (NOT_FOUND "
+          "'Card nonce not found', category INVALID_REQUEST_ERROR, HTTP 404)",
     "F13": "https://developer.squareup.com/forums/t/webhook-notification/4287",
     "G1": "public GitHub design notes recording a live Square sandbox spike (StockSmith, 2026-09-29)",
-    "G3": "third-party test suites asserting sandbox nonce outcomes (Drupal commerce_square, activemerchant)",
+    "G3": "third-party test suites asserting sandbox nonce outcomes (Drupal commerce_square, "
+          "activemerchant, a Django shop's tests); third-party constants copied from S18 that list "
+          "every test token",
     # Order pricing (src/orderfsm/pricing.py)
     "P1": "https://developer.squareup.com/docs/orders-api/price-adjustments",
     "P2": "https://developer.squareup.com/docs/orders-api/discounts",
@@ -242,15 +251,46 @@ _RULES: list[Rule] = [
          example="PUT /v2/orders/{id} with an order that has no version."),
     Rule("order.version_increments", "order",
          "A new order has version 1; each accepted mutation (update, payment applied, PayOrder) adds "
-         "exactly 1.", ("S1", "S3"), C,
+         "exactly 1. Only the UpdateOrder increment is documented (S1 Order.version, S3); that a "
+         "payment or PayOrder adds exactly 1 is inferred (the PayOrder example ends at version 4, "
+         "and F3 reports asynchronous bumps).", ("S1", "S3", "F3"), I,
          example="Create an order (version 1) and update it (version 2)."),
     Rule("order.line_items_locked", "order",
-         "Line items (and the taxes, discounts and service charges that price them) cannot be "
-         "added, changed or cleared once a payment on the order is processed.",
+         "Line items cannot be added, changed or cleared once a payment on the order is processed.",
          ("F3",), R,
          _e(400, IRE, "BAD_REQUEST", "LineItems cannot be modified for finalized tenders.",
             "order.line_items", "SEEN"),
          example="Pay an order, then add a line item."),
+    Rule("order.pricing_locked", "order",
+         "Taxes, discounts and service charges, which price the line items, are locked the same way "
+         "once a payment is processed. F3 only shows line items; extending the lock (and its error "
+         "text) to the lists that change the total is inferred.",
+         ("F3",), I,
+         _e(400, IRE, "BAD_REQUEST", "LineItems cannot be modified for finalized tenders.",
+            "order.{list_name}", "GUESS"),
+         example="Pay an order, then add an order-level discount."),
+    Rule("order.fulfillment_locked_when_paid", "order",
+         "A fulfillment cannot be removed (fields_to_clear or an explicit null) from an order once "
+         "a payment is processed; it can still be CANCELED. The fulfillments guide says most "
+         "fulfillment fields become immutable as the state advances; removal after payment is the "
+         "strictest reading, chosen here. No error body is published.",
+         ("S4", "S2"), I,
+         _e(400, IRE, "BAD_REQUEST",
+            "Fulfillments cannot be removed from an order after payments have been processed; "
+            "cancel the fulfillment instead.", "{field}"),
+         example="Pay an order with a pickup, then UpdateOrder with fields_to_clear "
+                 "['fulfillments[uid]']."),
+    Rule("order.line_item_needs_name_and_price", "order",
+         "A line item without catalog_object_id is an ad hoc item and needs both name and "
+         "base_price_money (\"Line items can either reference objects from the merchant's catalog, "
+         "or can alternatively specify a name and price instead\"; \"base_price_money is required "
+         "for ad hoc line items\", S27). Those words come from the SDK docs of the older "
+         "CreateOrderRequestLineItem type; the spec of OrderLineItem no longer states it, so the "
+         "requirement is inferred for today's API. No error body is published.",
+         ("S27", "S1"), I,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set",
+            "order.line_items[{index}].{name}", "GUESS"),
+         example="CreateOrder with a line item that has only a quantity."),
     Rule("order.draft_not_payable", "order",
          "DRAFT orders cannot be paid.", ("S1",), C,
          _e(400, IRE, "BAD_REQUEST", "Orders in state DRAFT cannot be paid.", "order_id"),
@@ -299,14 +339,29 @@ _RULES: list[Rule] = [
          "Unknown order ids (or another merchant's) answer NOT_FOUND.", ("S12",), C,
          _e(404, IRE, "NOT_FOUND", "Could not find order with id: {id}", "order_id"),
          example="GET /v2/orders/nope."),
+    Rule("order.search_location_required", "order",
+         "SearchOrders must name at least one location (\"Your request must specify at least one "
+         "location to search\"). No error body is published.", ("S25", "S1"), C,
+         _e(400, IRE, "MISSING_REQUIRED_PARAMETER", "Field must be set", "location_ids", "GUESS"),
+         example="SearchOrders with no location_ids."),
+    Rule("order.search_closed_at_open", "order",
+         "SearchOrders cannot sort by CLOSED_AT while its state filter includes OPEN orders, which "
+         "have no closed_at (the search-orders guide: \"returns an error\"). No error body is "
+         "published.", ("S25",), C,
+         _e(400, IRE, "INVALID_VALUE",
+            "Orders in state OPEN have no closed_at; sort by CLOSED_AT only with a state filter of "
+            "COMPLETED or CANCELED orders.", "query.sort.sort_field"),
+         example="SearchOrders with states [OPEN, COMPLETED] sorted by CLOSED_AT."),
     Rule("order.clone_is_draft", "order",
          "CloneOrder creates a DRAFT order with only the core fields (line items, taxes, "
          "discounts) copied.", ("S1",), C,
          example="Clone a paid order and read its state."),
     # --------------------------------------------------------------- pay order
     Rule("pay_order.amount_mismatch", "order",
-         "PayOrder: the listed payments must add up to the order's total_money; an order that "
-         "totals 0 is paid with no payments.", ("S1", "S2"), C,
+         "PayOrder: the listed payments must add up to the order's total_money (\"The payment "
+         "total must match the order total\"); an order that totals 0 is paid with an empty "
+         "payment_ids, and an empty payment_ids on an order that is not zero is rejected.",
+         ("S1", "S2"), C,
          _e(400, IRE, "BAD_REQUEST",
             "The total of the payments ({paid}) does not match the order total ({total}).",
             "payment_ids"),
@@ -326,6 +381,13 @@ _RULES: list[Rule] = [
             "Supplied version {given} does not match the current version {current} of order "
             "{order_id}.", "order_version"),
          example="PayOrder with an old order_version."),
+    Rule("pay_order.cash_payment", "order",
+         "The documented CASH flow: CreatePayment with source_id CASH, the order_id and "
+         "autocomplete=false gives an APPROVED payment (no delay window: that is card only), and "
+         "PayOrder captures it. The guide names the two calls (S2); that the cash payment waits "
+         "APPROVED is inferred from S10 (APPROVED \"has no impact\" for cash) and reference Q6.",
+         ("S2", "S10"), I,
+         example="CreatePayment(CASH, order_id, autocomplete=false), then PayOrder with its id."),
     Rule("pay_order.settles", "order",
          "PayOrder captures the listed payments, cancels the other APPROVED payments on the order, "
          "and completes the order only when it has no fulfillments.", ("S1", "S2"), C,
@@ -413,7 +475,8 @@ _RULES: list[Rule] = [
          example="Complete a declined payment."),
     Rule("payment.pending_locked", "payment",
          "A PENDING (bank transfer) payment settles by itself; it cannot be completed, canceled "
-         "or updated.", ("S20",), I,
+         "or updated (the ACH guide: a pending bank payment completes or fails on its own).",
+         ("S20",), C,
          _e(400, IRE, "BAD_REQUEST", "Payment {payment_id} is PENDING and cannot be changed.", None),
          example="Complete a bnon:bank-nonce-ok payment."),
     Rule("payment.version_mismatch", "payment",
@@ -433,13 +496,16 @@ _RULES: list[Rule] = [
             "The delay duration must be between 1 minute and {maximum}.", "delay_duration"),
          example="CreatePayment(autocomplete=false, delay_duration=PT30S)."),
     Rule("payment.delay_needs_delayed_capture", "payment",
-         "delay_duration and delay_action apply only when autocomplete is false.", ("S1",), C,
+         "delay_duration and delay_action apply only when autocomplete is false (spec: \"can only "
+         "be set for a delayed capture payment\"). Rejecting rather than ignoring them is this "
+         "server's choice; the Mobile Payments SDK says it ignores them (S26).", ("S1", "S26"), C,
          _e(400, IRE, "INVALID_VALUE",
             "`{param}` can only be set when `autocomplete` is false.", "{param}"),
          example="CreatePayment(autocomplete=true, delay_action=COMPLETE)."),
     Rule("payment.card_declined", "payment",
-         "cnon:card-nonce-declined is declined with GENERIC_DECLINE; the payment is recorded as "
-         "FAILED and returned beside the error.", ("S18", "S13", "G3"), R,
+         "cnon:card-nonce-declined and ccof:customer-card-id-declined are declined with "
+         "GENERIC_DECLINE; the payment is recorded as FAILED and returned beside the error.",
+         ("S18", "S13", "G3"), R,
          _e(400, "PAYMENT_METHOD_ERROR", "GENERIC_DECLINE", "Authorization error: 'GENERIC_DECLINE'",
             None, "SEEN"),
          example="CreatePayment(source_id='cnon:card-nonce-declined')."),
@@ -449,27 +515,98 @@ _RULES: list[Rule] = [
             "SEEN"),
          example="CreatePayment(source_id='cnon:card-nonce-rejected-cvv')."),
     Rule("payment.address_verification_failure", "payment",
-         "cnon:card-nonce-rejected-postalcode is declined with ADDRESS_VERIFICATION_FAILURE.",
+         "cnon:card-nonce-rejected-postalcode and ccof:customer-card-id-rejected-postalcode are "
+         "declined with ADDRESS_VERIFICATION_FAILURE.",
          ("S18", "S13", "G3"), R,
          _e(400, "PAYMENT_METHOD_ERROR", "ADDRESS_VERIFICATION_FAILURE",
             "Authorization error: 'ADDRESS_VERIFICATION_FAILURE'", None, "DOC"),
          example="CreatePayment(source_id='cnon:card-nonce-rejected-postalcode')."),
     Rule("payment.invalid_expiration", "payment",
-         "cnon:card-nonce-rejected-expiration is declined with INVALID_EXPIRATION.",
+         "cnon:card-nonce-rejected-expiration and ccof:customer-card-id-rejected-expiration are "
+         "declined with INVALID_EXPIRATION.",
          ("S18", "S13", "G3"), R,
          _e(400, "PAYMENT_METHOD_ERROR", "INVALID_EXPIRATION",
             "Authorization error: 'INVALID_EXPIRATION'", None, "DOC"),
          example="CreatePayment(source_id='cnon:card-nonce-rejected-expiration')."),
     Rule("payment.card_token_used", "payment",
-         "cnon:card-nonce-already-used is refused with CARD_TOKEN_USED.", ("S18", "S13"), I,
-         _e(400, "PAYMENT_METHOD_ERROR", "CARD_TOKEN_USED", "Authorization error: 'CARD_TOKEN_USED'",
-            None, "GUESS"),
+         "cnon:card-nonce-already-used is refused with CARD_TOKEN_USED, an INVALID_REQUEST_ERROR "
+         "(spec ErrorCode category). The nonce never reaches a card network, so no FAILED payment "
+         "is recorded. The body was seen on the older Charge endpoint and in the In-App Payments "
+         "plugin (reference §11).", ("S18", "S1", "G3"), R,
+         _e(400, IRE, "CARD_TOKEN_USED", "Card nonce already used; please request new nonce.",
+            None, "SEEN"),
          example="CreatePayment(source_id='cnon:card-nonce-already-used')."),
+    Rule("payment.verification_required", "payment",
+         "ccof:customer-card-id-requires-verification is a card that needs buyer verification "
+         "(SCA): without a verification_token it is declined with "
+         "CARD_DECLINED_VERIFICATION_REQUIRED; with one it succeeds.", ("S18", "G3", "S1"), R,
+         _e(400, "PAYMENT_METHOD_ERROR", "CARD_DECLINED_VERIFICATION_REQUIRED",
+            "Authorization error: 'CARD_DECLINED_VERIFICATION_REQUIRED'", None, "SEEN"),
+         example="CreatePayment(source_id='ccof:customer-card-id-requires-verification')."),
+    Rule("payment.gift_card_insufficient_funds", "payment",
+         "cnon:gift-card-nonce-insufficient-funds is declined with INSUFFICIENT_FUNDS. The nonce is "
+         "on the sandbox page; its code is inferred from the spec's ErrorCode description.",
+         ("S18", "S1", "S13"), I,
+         _e(400, "PAYMENT_METHOD_ERROR", "INSUFFICIENT_FUNDS",
+            "Authorization error: 'INSUFFICIENT_FUNDS'", None, "DOC"),
+         example="CreatePayment(source_id='cnon:gift-card-nonce-insufficient-funds')."),
+    Rule("payment.gift_card_insufficient_permission", "payment",
+         "cnon:gift-card-nonce-insufficient-permission is declined with INSUFFICIENT_PERMISSIONS "
+         "(\"Square may limit which merchants are allowed to receive gift card payments\"). The "
+         "nonce is on the sandbox page; its code is inferred from the spec's ErrorCode text.",
+         ("S18", "S1"), I,
+         _e(400, "PAYMENT_METHOD_ERROR", "INSUFFICIENT_PERMISSIONS",
+            "Authorization error: 'INSUFFICIENT_PERMISSIONS'", None, "GUESS"),
+         example="CreatePayment(source_id='cnon:gift-card-nonce-insufficient-permission')."),
+    Rule("payment.card_nonce_not_found", "payment",
+         "A cnon: value that is not one of the sandbox test tokens is not a nonce Square issued: "
+         "CreatePayment answers NOT_FOUND and records nothing.", ("G4", "S18"), R,
+         _e(404, IRE, "NOT_FOUND", "Card nonce not found", None, "SEEN"),
+         example="CreatePayment(source_id='cnon:made-up')."),
+    Rule("payment.card_on_file_not_found", "payment",
+         "A ccof: value that is not one of the sandbox's test cards on file names no stored card: "
+         "NOT_FOUND, nothing recorded. No body is published for it.", ("S18",), I,
+         _e(404, IRE, "NOT_FOUND", "Card with id {card_id} not found.", "source_id"),
+         example="CreatePayment(source_id='ccof:made-up')."),
     Rule("payment.invalid_source", "payment",
          "source_id must be a card nonce (cnon:), a card on file (ccof:), a bank nonce (bnon:), "
-         "CASH or EXTERNAL.", ("S1",), C,
-         _e(400, IRE, "INVALID_CARD_DATA", "Invalid card data.", "source_id", "SEEN"),
+         "CASH or EXTERNAL (S1). The error body was seen on CreateCard, not CreatePayment; using it "
+         "here is inferred.", ("S1",), I,
+         _e(400, IRE, "INVALID_CARD_DATA", "Invalid card data.", "source_id", "GUESS"),
          example="CreatePayment(source_id='tok_visa')."),
+    Rule("payment.amount_zero", "payment",
+         "CreatePayment cannot take an amount_money of 0, whatever the tip; a zero-total order is "
+         "paid with PayOrder and no payment_ids (Square staff in F17). The forum shows the SDK's "
+         "message \"total requested amount $0 is below the minimum allowed\" but not the code, "
+         "so the code is a guess.", ("F17", "S2"), R,
+         _e(400, IRE, "VALUE_TOO_LOW", "total requested amount $0 is below the minimum allowed",
+            "amount_money.amount", "SEEN"),
+         example="CreatePayment(amount_money={'amount': 0, 'currency': 'USD'})."),
+    Rule("payment.ach_autocomplete_required", "payment",
+         "\"For ACH payments, autocomplete must always be true\": a bnon: payment with "
+         "autocomplete=false is rejected, never turned into an authorization. No error body is "
+         "published.", ("S20",), C,
+         _e(400, IRE, "INVALID_VALUE", "For ACH payments, `autocomplete` must be true.",
+            "autocomplete"),
+         example="CreatePayment(source_id='bnon:bank-nonce-ok', autocomplete=false)."),
+    Rule("payment.delay_card_only", "payment",
+         "delay_duration and delay_action are supported for card payments only (spec); CASH, "
+         "EXTERNAL and bank payments that send them are rejected. No error body is published.",
+         ("S1",), C,
+         _e(400, IRE, "INVALID_VALUE", "`{param}` is only supported for card payments.", "{param}"),
+         example="CreatePayment(source_id='CASH', autocomplete=false, delay_action='COMPLETE')."),
+    Rule("payment.app_fee_too_high", "payment",
+         "app_fee_money cannot be more than 90% of the payment's total (amount plus tip).",
+         ("S1",), C,
+         _e(400, "PAYMENT_METHOD_ERROR", "INVALID_FEES", "The app_fee_money on a payment is too high.",
+            "app_fee_money.amount", "DOC"),
+         example="CreatePayment of 1000 with app_fee_money 901."),
+    Rule("payment.request_checked_before_card", "payment",
+         "Request checks (location, order, amounts, fees, delay fields) run before the card is "
+         "tried, so a bad request is never reported as a decline and records no FAILED payment. "
+         "Square documents no order of checks; this is inferred from how the declines are "
+         "described (authorization errors from the card network).", ("S13", "S1"), I,
+         example="CreatePayment(source_id='cnon:card-nonce-declined', order_id='nope')."),
     Rule("payment.cash_details_required", "payment",
          "CASH payments need cash_details.buyer_supplied_money of at least the total; EXTERNAL "
          "payments need external_details with type and source.", ("S1",), C,
@@ -489,8 +626,9 @@ _RULES: list[Rule] = [
          "successful no-op when none matches.", ("S1",), C,
          example="POST /v2/payments/cancel with an unknown key."),
     Rule("payment.bank_settles", "payment",
-         "A bank transfer payment starts PENDING and settles to COMPLETED (about a minute in the "
-         "sandbox).", ("S20",), C,
+         "A bank transfer payment starts PENDING and settles to COMPLETED (S20); the bank test "
+         "tokens other than bnon:bank-nonce-ok end FAILED instead. That it takes about a minute in "
+         "the sandbox comes from a forum post (F8).", ("S20", "F8", "S18"), R,
          example="CreatePayment(source_id='bnon:bank-nonce-ok') and advance the clock 60 s."),
     # ------------------------------------------------------------------ refunds
     Rule("refund.return_order", "refund",
@@ -515,7 +653,9 @@ _RULES: list[Rule] = [
             "The payment is not refundable because it is {status}.", "payment_id"),
          example="Refund a CANCELED payment."),
     Rule("refund.amount_exceeds", "refund",
-         "Pending plus completed refunds never exceed the payment's total_money.", ("S1", "S7"), C,
+         "Refunds never exceed the payment's total_money. The spec counts previously completed "
+         "refunds; counting PENDING refunds as well (so concurrent refunds cannot overshoot) is "
+         "inferred.", ("S1", "S7"), I,
          _e(400, "REFUND_ERROR", "REFUND_AMOUNT_INVALID",
             "The requested refund amount exceeds the amount available to refund.",
             "amount_money.amount", "SEEN"),
@@ -558,9 +698,14 @@ _RULES: list[Rule] = [
          }, "allow"),
          example="With refund_while_pending=reject, refund twice before settlement."),
     Rule("refund.settlement", "refund",
-         "Card refunds start PENDING and settle to COMPLETED (REJECTED or FAILED by the processor); "
-         "cash and external refunds complete at once.", ("S1", "S16", "S17"), C,
+         "Card refunds start PENDING and settle to COMPLETED (REJECTED or FAILED by the processor).",
+         ("S1", "S16", "S17"), C,
          example="Refund a card payment and advance the clock past the settle delay."),
+    Rule("refund.cash_settles_at_once", "refund",
+         "Refunds of CASH and EXTERNAL payments move no money through Square, so they are "
+         "COMPLETED at once. Seller help says such refunds complete automatically; nothing in the "
+         "developer docs or spec says so (reference Q16): inferred.", ("S1",), I,
+         example="Refund a CASH payment: the refund is COMPLETED in the response."),
     Rule("refund.not_pending", "refund",
          "Only a PENDING refund can settle, be rejected or fail.", ("S1",), I,
          _e(400, IRE, "BAD_REQUEST", "Refund {refund_id} is {status}; only PENDING refunds change.",
@@ -578,7 +723,9 @@ _RULES: list[Rule] = [
             "order.fulfillments[{index}].state"),
          example="Move a PREPARED pickup back to RESERVED."),
     Rule("fulfillment.terminal_absorbs", "fulfillment",
-         "COMPLETED, CANCELED and FAILED fulfillments never change state again.", ("S1",), C,
+         "COMPLETED, CANCELED and FAILED fulfillments never change state again. The spec calls "
+         "them terminal states but never says a move out of them is rejected; that is inferred.",
+         ("S1",), I,
          _e(400, IRE, "INVALID_VALUE",
             "Fulfillment {uid} is {old}, a terminal state, and cannot move to {new}.",
             "order.fulfillments[{index}].state"),
@@ -588,12 +735,16 @@ _RULES: list[Rule] = [
          ("S1", "F1"), R,
          example="Refund a paid order, then cancel its pickup."),
     Rule("fulfillment.complete_requires_payment", "fulfillment",
-         "A fulfillment cannot be COMPLETED before the order is paid.", ("S2",), C,
+         "Whether a fulfillment can be COMPLETED before the order is paid is disputed: the "
+         "pay-for-orders guide says not until after PayOrder (S2), while the spec's Fulfillment "
+         "reference says fulfillments can be created and completed independently before order "
+         "completion (S1). The default follows the guide.", ("S2", "S1"), I,
          _e(400, IRE, "BAD_REQUEST", "Fulfillments cannot be completed before the order is paid.",
             "order.fulfillments[{index}].state"),
          Variant("fulfillment_complete_before_payment", {
              "reject": "rejected until PayOrder or a payment covers the order (S2)",
-             "allow": "allowed; fulfillments complete independently (Fulfillment reference, S1)",
+             "allow": "allowed; fulfillments complete independently (the spec's Fulfillment "
+                      "reference, S1)",
          }, "reject"),
          example="Move the pickup of an unpaid order to COMPLETED."),
     Rule("fulfillment.details_required", "fulfillment",
@@ -614,7 +765,9 @@ _RULES: list[Rule] = [
             "The currency {currency} does not match the location currency {expected}.", "{field}"),
          example="CreatePayment with amount_money in EUR at a USD location."),
     Rule("money.non_negative", "money",
-         "Money amounts are non-negative integers in the smallest unit.", ("S1",), C,
+         "Money amounts in requests are non-negative integers in the smallest unit. The spec's "
+         "Money type allows negative amounts in general (F17: \"a general statement for the Money "
+         "object\"); refusing them on orders and payments is inferred.", ("S1", "F17"), I,
          _e(400, IRE, "VALUE_TOO_LOW", "Field must not be less than 0", "{field}", "SEEN"),
          example="A line item with base_price_money.amount = -1."),
     # ------------------------------------------------------------ api generics
@@ -659,6 +812,25 @@ _RULES += [
          "summary (order_created / order_updated / order_fulfillment_updated), payment and refund "
          "events the whole object.", ("S1", "S16", "S17"), C,
          example="Subscribe to payment.created, then CreatePayment."),
+    Rule("webhook.order_created_only_by_create_order", "webhook",
+         "order.created is \"triggered only by the CreateOrder endpoint call\": CloneOrder, the "
+         "order Square makes for a payment without one, and the return order of a refund send no "
+         "order.created.", ("S1",), C,
+         example="CloneOrder: the outbox records no order.created for the clone."),
+    Rule("webhook.order_follows_payment_and_refund", "webhook",
+         "\"Square creates an Order object for every payment and every refund. When the payment "
+         "and refund are updated, the associated order is also updated\": each payment change "
+         "sends order.updated for the payment's order, and a refund's creation and each of its "
+         "status changes send order.updated for its return order.", ("S17",), C,
+         example="Refund a payment: refund.created, then order.updated for refund.order_id."),
+    Rule("webhook.payment_refund_sequence", "webhook",
+         "A card payment taken with autocomplete=false, completed, refunded and settled sends, in "
+         "order: payment.created, order.updated, payment.updated, order.updated (payment's "
+         "order), refund.created, order.updated (return order), payment.updated, refund.updated, "
+         "order.updated (return order). S17 shows the payment, refund and order events of such a "
+         "sandbox run (12 in its example, in an image whose list is not in the text), so the exact "
+         "list here is inferred from the rules above.", ("S17", "S16"), I,
+         example="Create, complete and refund a card payment; advance the clock to settle it."),
     Rule("webhook.signature", "webhook",
          "The x-square-hmacsha256-signature header is base64(HMAC-SHA256(signature_key, "
          "notification_url + raw body)); the URL must match the subscription exactly.",

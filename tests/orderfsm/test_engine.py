@@ -628,9 +628,12 @@ def test_events_of_the_seed_story() -> None:
         ("order.created", o["id"]),
         ("payment.created", p["id"]),
         ("order.updated", o["id"]),
+        # The refund's return order is updated with it (refunds-api webhooks page, S17).
         ("refund.created", r["id"]),
+        ("order.updated", r["order_id"]),
         ("payment.updated", p["id"]),
         ("refund.updated", r["id"]),
+        ("order.updated", r["order_id"]),
         ("order.updated", o["id"]),
         ("order.fulfillment.updated", o["id"]),
         ("order.updated", o["id"]),
@@ -643,13 +646,15 @@ def test_events_of_the_seed_story() -> None:
     assert upd.data["order_updated"]["version"] == 2
     assert events[3].data["refund"]["status"] == "PENDING"
     assert events[3].data["refund"]["version"] == 1
-    assert events[5].data["refund"]["status"] == "COMPLETED"
-    assert events[5].data["refund"]["version"] == 2
-    assert events[5].at == eng.clock.now()
-    fu = events[7].data["order_fulfillment_updated"]
+    assert events[4].data["order_updated"]["version"] == 1
+    assert events[6].data["refund"]["status"] == "COMPLETED"
+    assert events[6].data["refund"]["version"] == 2
+    assert events[6].at == eng.clock.now()
+    assert events[7].data["order_updated"]["version"] == 2
+    fu = events[9].data["order_fulfillment_updated"]
     assert fu["fulfillment_update"] == [
         {"fulfillment_uid": uid, "old_state": "PROPOSED", "new_state": "CANCELED"}]
-    assert events[8].data["order_updated"]["state"] == "CANCELED"
+    assert events[10].data["order_updated"]["state"] == "CANCELED"
     assert all(e.location_id == eng.main_location_id for e in events)
 
 

@@ -259,10 +259,22 @@ class EngineMachine(RuleBasedStateMachine):
         if not autocomplete and data.draw(st.booleans(), label="delay"):
             body["delay_duration"] = data.draw(st.sampled_from(["PT1M", "PT1H", "P1D", "P7D"]))
             body["delay_action"] = data.draw(st.sampled_from(["CANCEL", "COMPLETE"]))
+        before = self.eng.snapshot() if source in DECLINE_NONCES else None
         out, err = self.attempt(lambda: self.eng.create_payment(body), f"create_payment[{source}]")
-        if err is not None and source in DECLINE_NONCES:
-            # Declines win over everything the order would have refused.
-            assert err.rule_id == DECLINE_NONCES[source]
+        if err is not None and before is not None:
+            # Request checks run before the card is tried (payment.request_checked_before_card):
+            # the same request with a good card fails the same way, or succeeds when this one
+            # was a decline.
+            twin = Engine.restore(before)
+            try:
+                twin.create_payment(dict(body, source_id="cnon:card-nonce-ok"))
+                twin_err = None
+            except SquareError as exc:
+                twin_err = exc
+            if err.rule_id == DECLINE_NONCES[source]:
+                assert twin_err is None, f"a bad request was reported as a decline: {twin_err}"
+            else:
+                assert twin_err is not None and twin_err.rule_id == err.rule_id
         if out is not None:
             self.recent_payment = out["id"]
             self.recent_order = out["order_id"]

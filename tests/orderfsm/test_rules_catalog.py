@@ -931,6 +931,314 @@ for _nonce, _rule in DECLINE_NONCES.items():
     SCENARIOS[_rule] = _decline_scenario(_rule, _nonce)
 
 
+# ---------------------------------------------------------------- fidelity (issue 11)
+def _events(eng: Engine) -> list[tuple[str, str]]:
+    return [(e.type, e.object_id) for e in eng.drain_events()]
+
+
+@scenario("payment.card_token_used")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 1000, source="cnon:card-nonce-already-used"))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        # Refused before any card is tried: nothing is recorded, unlike a decline.
+        catch(lambda: pay(eng, None, 1000, source="cnon:card-nonce-already-used"))
+        assert eng.payments == {} and eng.orders == {}
+        assert pay(eng, None, 1000)["status"] == "COMPLETED"
+
+
+@scenario("payment.card_nonce_not_found")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 1000, source="cnon:made-up"))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        catch(lambda: pay(eng, None, 1000, source="cnon:made-up"))
+        assert eng.payments == {}
+        gift = pay(eng, None, 1000, source="cnon:gift-card-nonce-ok")
+        assert gift["card_details"]["card"]["card_brand"] == "SQUARE_GIFT_CARD"
+
+
+@scenario("payment.card_on_file_not_found")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 1000, source="ccof:made-up"), card_id="made-up")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        p = pay(eng, None, 1000, source="ccof:customer-card-id-ok")
+        assert p["card_details"]["entry_method"] == "ON_FILE"
+        v = pay(eng, None, 1000, source="ccof:customer-card-id-requires-verification",
+                verification_token="verf:ok")
+        assert v["status"] == "COMPLETED"
+
+
+@scenario("payment.amount_zero")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 0, tip_money=usd(100)))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert pay(eng, None, 1)["amount_money"] == usd(1)
+        z = new_order(eng, pickup=False, lines=[])
+        assert eng.pay_order(z["id"], [])["state"] == "COMPLETED"
+
+
+@scenario("payment.ach_autocomplete_required")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 1000, source="bnon:bank-nonce-ok", autocomplete=False))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert pay(eng, None, 1000, source="bnon:bank-nonce-ok")["status"] == "PENDING"
+        assert eng.payments and all(p["status"] == "PENDING" for p in eng.payments.values())
+
+
+@scenario("payment.delay_card_only")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 100, source="CASH", autocomplete=False,
+                             cash_details={"buyer_supplied_money": usd(100)},
+                             delay_action="COMPLETE"), param="delay_action")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        c = pay(eng, None, 100, source="CASH", autocomplete=False,
+                cash_details={"buyer_supplied_money": usd(100)})
+        assert c["status"] == "APPROVED" and "delay_duration" not in c and "delayed_until" not in c
+        err = catch(lambda: pay(eng, None, 100, source="EXTERNAL", autocomplete=False,
+                                external_details={"type": "CHECK", "source": "x"},
+                                delay_duration="PT1H"))
+        assert err.rule_id == "payment.delay_card_only" and err.field == "delay_duration"
+        card = pay(eng, None, 100, autocomplete=False, delay_duration="PT1H")
+        assert card["delay_duration"] == "PT1H"
+
+
+@scenario("payment.app_fee_too_high")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: pay(eng, None, 1000, app_fee_money=usd(901)))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        assert pay(eng, None, 1000, app_fee_money=usd(900))["app_fee_money"] == usd(900)
+        # The tip counts towards the total the fee is measured against.
+        assert pay(eng, None, 1000, tip_money=usd(100), app_fee_money=usd(990))["status"] == \
+            "COMPLETED"
+
+
+@scenario("payment.request_checked_before_card")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        err = catch(lambda: pay(eng, "nope", 1000, source="cnon:card-nonce-declined"))
+        assert err.rule_id == "order.not_found" and eng.payments == {}
+        o = new_order(eng, pickup=False)
+        err = catch(lambda: pay(eng, o["id"], 999, source="cnon:card-nonce-declined"))
+        assert err.rule_id == "payment.order_total_mismatch" and eng.payments == {}
+        err = catch(lambda: pay(eng, None, 1000, source="cnon:card-nonce-declined",
+                                location_id="nowhere"))
+        assert err.rule_id == "location.not_found" and eng.payments == {}
+        # A valid request with a declining card is a decline, recorded FAILED.
+        err = catch(lambda: pay(eng, o["id"], 1000, source="cnon:card-nonce-declined"))
+        assert err.rule_id == "payment.card_declined"
+        assert eng.get_order(o["id"])["version"] == o["version"]
+
+
+@scenario("pay_order.cash_payment")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = new_order(eng, pickup=False)
+        c = pay(eng, o["id"], 1000, source="CASH", autocomplete=False,
+                cash_details={"buyer_supplied_money": usd(2000)})
+        assert c["status"] == "APPROVED" and "delayed_until" not in c
+        done = eng.pay_order(o["id"], [c["id"]])
+        assert done["state"] == "COMPLETED"
+        assert eng.get_payment(c["id"])["status"] == "COMPLETED"
+        assert done["tenders"][0]["type"] == "CASH"
+
+
+@scenario("refund.cash_settles_at_once")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        c = pay(eng, None, 500, source="CASH", cash_details={"buyer_supplied_money": usd(500)})
+        assert refund(eng, c["id"], 200)["status"] == "COMPLETED"
+        e = pay(eng, None, 500, source="EXTERNAL", external_details={"type": "CHECK", "source": "x"})
+        assert refund(eng, e["id"], 500)["status"] == "COMPLETED"
+        card = pay(eng, None, 500)
+        assert refund(eng, card["id"], 500)["status"] == "PENDING"
+
+
+@scenario("order.pricing_locked")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        o, _p = paid_order(eng)
+        return V(lambda: update(eng, o["id"], discounts=[
+            {"name": "Late", "type": "FIXED_AMOUNT", "amount_money": usd(100), "scope": "ORDER"}]),
+            list_name="discounts")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = new_order(eng)
+        o = update(eng, o["id"], discounts=[
+            {"name": "Early", "type": "FIXED_AMOUNT", "amount_money": usd(100), "scope": "ORDER"}])
+        assert o["total_money"] == usd(900)
+        p = pay(eng, o["id"], 900)
+        err = catch(lambda: update(eng, o["id"], clear=[f"discounts[{o['discounts'][0]['uid']}]"]))
+        assert err.rule_id == "order.pricing_locked" and err.field == "order.discounts"
+        assert p["status"] == "COMPLETED"
+
+
+@scenario("order.fulfillment_locked_when_paid")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        o, _p = paid_order(eng)
+        uid = o["fulfillments"][0]["uid"]
+        return V(lambda: update(eng, o["id"], clear=[f"fulfillments[{uid}]"]),
+                 field="fields_to_clear")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        # Unpaid: the fulfillment can be removed.
+        o = new_order(eng)
+        uid = o["fulfillments"][0]["uid"]
+        assert not update(eng, o["id"], clear=[f"fulfillments[{uid}]"]).get("fulfillments")
+        # Paid: it cannot be removed, not even with an explicit null, but it can be CANCELED.
+        o, _p = paid_order(eng)
+        err = catch(lambda: update(eng, o["id"], fulfillments=None))
+        assert err.rule_id == "order.fulfillment_locked_when_paid"
+        assert err.field == "order.fulfillments"
+        assert fulfillment_to(eng, o["id"], "CANCELED")["fulfillments"][0]["state"] == "CANCELED"
+
+
+@scenario("order.line_item_needs_name_and_price")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: new_order(eng, lines=[{"quantity": "1",
+                                                 "base_price_money": usd(100)}]),
+                 index=0, name="name")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        err = catch(lambda: new_order(eng, lines=[line(), {"name": "Gift", "quantity": "1"}]))
+        assert err.field == "order.line_items[1].base_price_money"
+        o = new_order(eng)
+        # A patch of an existing line item by uid needs neither.
+        uid = o["line_items"][0]["uid"]
+        assert update(eng, o["id"], line_items=[{"uid": uid, "note": "x"}])["line_items"][0][
+            "note"] == "x"
+        err = catch(lambda: update(eng, o["id"], line_items=[{"quantity": "2"}]))
+        assert err.rule_id == "order.line_item_needs_name_and_price"
+        err = catch(lambda: eng.calculate_order({"location_id": eng.main_location_id,
+                                                 "line_items": [{"quantity": "1"}]}))
+        assert err.rule_id == "order.line_item_needs_name_and_price"
+
+
+@scenario("order.search_location_required")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: eng.search_orders(location_ids=[]))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = new_order(eng)
+        page, _ = eng.search_orders(location_ids=[eng.main_location_id])
+        assert [r["id"] for r in page] == [o["id"]]
+
+
+@scenario("order.search_closed_at_open")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: eng.search_orders(location_ids=[eng.main_location_id],
+                                           states=["OPEN", "COMPLETED"], sort_field="closed_at"))
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        new_order(eng)
+        done, _p = paid_order(eng, pickup=False)
+        page, _ = eng.search_orders(location_ids=[eng.main_location_id], states=["COMPLETED"],
+                                    sort_field="closed_at")
+        assert [r["id"] for r in page] == [done["id"]]
+
+
+@scenario("webhook.order_created_only_by_create_order")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        eng = Engine(record_events=True)
+        o = new_order(eng, pickup=False)
+        assert _events(eng) == [("order.created", o["id"])]
+        clone = eng.clone_order(o["id"])
+        assert _events(eng) == []
+        p = pay(eng, None, 500)
+        r = refund(eng, p["id"], 100)
+        created = [e for e in _events(eng) if e[0] == "order.created"]
+        assert created == [] and clone["state"] == "DRAFT" and r["order_id"]
+
+
+@scenario("webhook.order_follows_payment_and_refund")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        eng = Engine(record_events=True)
+        p = pay(eng, None, 500)
+        assert _events(eng) == [("payment.created", p["id"]), ("order.updated", p["order_id"])]
+        r = refund(eng, p["id"], 500)
+        assert _events(eng) == [("refund.created", r["id"]), ("order.updated", r["order_id"]),
+                                ("payment.updated", p["id"])]
+        eng.advance(10)
+        assert _events(eng) == [("refund.updated", r["id"]), ("order.updated", r["order_id"])]
+
+
+@scenario("webhook.payment_refund_sequence")
+class _:
+    violate = None
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        eng = Engine(record_events=True)
+        p = pay(eng, None, 500, autocomplete=False)
+        eng.complete_payment(p["id"])
+        r = refund(eng, p["id"], 500)
+        eng.advance(10)
+        a, ret = p["order_id"], r["order_id"]
+        assert _events(eng) == [
+            ("payment.created", p["id"]), ("order.updated", a),
+            ("payment.updated", p["id"]), ("order.updated", a),
+            ("refund.created", r["id"]), ("order.updated", ret), ("payment.updated", p["id"]),
+            ("refund.updated", r["id"]), ("order.updated", ret),
+        ]
+
+
 @scenario("payment.invalid_source")
 class _:
     @staticmethod
@@ -1236,8 +1544,6 @@ class _:
         eng.advance(1)
         done = eng.get_refund(r["id"])
         assert done["status"] == "COMPLETED" and done["processing_fee"]
-        c = pay(eng, None, 500, source="CASH", cash_details={"buyer_supplied_money": usd(500)})
-        assert refund(eng, c["id"], 500)["status"] == "COMPLETED"
         r2 = refund(eng, p["id"], 100)
         assert eng.reject_refund(r2["id"])["status"] == "REJECTED"
 

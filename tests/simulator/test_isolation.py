@@ -93,7 +93,7 @@ def test_lists_and_searches_never_mix(alice_world, make_sdk) -> None:
     assert mine.id != w["paid"].id  # same key, other merchant: a new payment
     assert [p.id for p in bob.payments.list(request_options=RO)] == [mine.id]
     assert list(bob.refunds.list(request_options=RO)) == []
-    assert [o.id for o in bob.orders.search(request_options=RO).orders] == [mine.order_id]
+    assert [o.id for o in bob.orders.search(location_ids=["main"], request_options=RO).orders] == [mine.order_id]
     assert bob.orders.batch_get(order_ids=[w["order"].id, w["paid"].order_id],
                                 request_options=RO).orders == []
     alice_ids = {p.id for p in w["sdk"].payments.list(request_options=RO)}

@@ -348,44 +348,44 @@ def test_search_filters_and_sorts(sdk, raw) -> None:
     canceled = sdk.orders.update(t1[0].id, order={"version": 1, "state": "CANCELED"},
                                  request_options=RO).order
 
-    everything = sdk.orders.search(request_options=RO)
+    everything = sdk.orders.search(location_ids=["main"], request_options=RO)
     assert set(_ids(everything)) == {o.id for o in [*t0, *t1, t2]}
     newest_first = [o.created_at for o in everything.orders]
     assert newest_first == sorted(newest_first, reverse=True)
     assert everything.cursor is None
 
-    asc = sdk.orders.search(query={"sort": {"sort_field": "CREATED_AT", "sort_order": "ASC"}},
+    asc = sdk.orders.search(location_ids=["main"], query={"sort": {"sort_field": "CREATED_AT", "sort_order": "ASC"}},
                             request_options=RO)
     assert _ids(asc)[:2] == sorted(o.id for o in t0)  # equal timestamps tie-break on id
     assert _ids(asc)[-1] == t2.id
 
-    only_open = sdk.orders.search(query={"filter": {"state_filter": {"states": ["OPEN"]}}},
+    only_open = sdk.orders.search(location_ids=["main"], query={"filter": {"state_filter": {"states": ["OPEN"]}}},
                                   request_options=RO)
     assert canceled.id not in _ids(only_open)
     assert len(_ids(only_open)) == 4
-    only_canceled = sdk.orders.search(query={"filter": {"state_filter": {"states": ["CANCELED"]}}},
+    only_canceled = sdk.orders.search(location_ids=["main"], query={"filter": {"state_filter": {"states": ["CANCELED"]}}},
                                       request_options=RO)
     assert _ids(only_canceled) == [canceled.id]
 
     window = {"start_at": t1[0].created_at, "end_at": t2.created_at}
-    mid = sdk.orders.search(query={"filter": {"date_time_filter": {"created_at": window}}},
+    mid = sdk.orders.search(location_ids=["main"], query={"filter": {"date_time_filter": {"created_at": window}}},
                             request_options=RO)
     assert set(_ids(mid)) == {o.id for o in t1}
 
-    closed = sdk.orders.search(query={
+    closed = sdk.orders.search(location_ids=["main"], query={
         "filter": {"date_time_filter": {"closed_at": {"start_at": t0[0].created_at}}},
         "sort": {"sort_field": "CLOSED_AT"}}, request_options=RO)
     assert _ids(closed) == [canceled.id]
 
-    by_updated = sdk.orders.search(query={"sort": {"sort_field": "UPDATED_AT", "sort_order": "DESC"}},
+    by_updated = sdk.orders.search(location_ids=["main"], query={"sort": {"sort_field": "UPDATED_AT", "sort_order": "DESC"}},
                                    request_options=RO)
     assert _ids(by_updated)[0] == canceled.id  # updated last
 
-    bob = sdk.orders.search(query={"filter": {"customer_filter": {"customer_ids": ["BOB"]}}},
+    bob = sdk.orders.search(location_ids=["main"], query={"filter": {"customer_filter": {"customer_ids": ["BOB"]}}},
                             request_options=RO)
     assert set(_ids(bob)) == {o.id for o in t1}
 
-    entries = sdk.orders.search(return_entries=True, limit=2, request_options=RO)
+    entries = sdk.orders.search(location_ids=["main"], return_entries=True, limit=2, request_options=RO)
     assert entries.orders is None
     assert len(entries.order_entries) == 2
     first = entries.order_entries[0]
@@ -394,7 +394,7 @@ def test_search_filters_and_sorts(sdk, raw) -> None:
 
 def test_search_date_filter_needs_matching_sort(sdk) -> None:
     with pytest.raises(ApiError) as info:
-        sdk.orders.search(query={"filter": {"date_time_filter": {
+        sdk.orders.search(location_ids=["main"], query={"filter": {"date_time_filter": {
             "closed_at": {"start_at": "2026-01-01T00:00:00Z"}}}}, request_options=RO)
     assert info.value.status_code == 400
     assert info.value.errors[0].field == "query.sort.sort_field"
@@ -406,7 +406,7 @@ def test_search_limits(sdk) -> None:
     assert info.value.errors[0].field == "location_ids"
     for bad in (0, 1001):
         with pytest.raises(ApiError) as info:
-            sdk.orders.search(limit=bad, request_options=RO)
+            sdk.orders.search(location_ids=["main"], limit=bad, request_options=RO)
         assert info.value.errors[0].field == "limit"
     with pytest.raises(ApiError) as info:
         sdk.orders.search(location_ids=["NOPE"], request_options=RO)
@@ -417,14 +417,14 @@ def test_search_default_limit_is_500(raw, merchant) -> None:
     # Raw HTTP: the SDK takes ~7 ms to parse each order, the simulator does not.
     for _ in range(501):
         merchant.engine.create_order({"location_id": "main"})
-    page = raw.post("/v2/orders/search", json={}).json()
+    page = raw.post("/v2/orders/search", json={"location_ids": ["main"]}).json()
     assert len(page["orders"]) == 500
     assert page["cursor"]
-    rest = raw.post("/v2/orders/search", json={"cursor": page["cursor"]}).json()
+    rest = raw.post("/v2/orders/search", json={"location_ids": ["main"], "cursor": page["cursor"]}).json()
     assert len(rest["orders"]) == 1 and "cursor" not in rest
     seen = [o["id"] for o in page["orders"] + rest["orders"]]
     assert len(set(seen)) == 501
-    assert len(raw.post("/v2/orders/search", json={"limit": 1000}).json()["orders"]) == 501
+    assert len(raw.post("/v2/orders/search", json={"location_ids": ["main"], "limit": 1000}).json()["orders"]) == 501
 
 
 @pytest.mark.parametrize("order", ["DESC", "ASC"])
@@ -436,7 +436,7 @@ def test_search_pagination_has_no_duplicates(sdk, raw, order: str) -> None:
             advance(raw, 1)
     query = {"sort": {"sort_field": "CREATED_AT", "sort_order": order}}
     seen: list[str] = []
-    page = sdk.orders.search(query=query, limit=3, request_options=RO)
+    page = sdk.orders.search(location_ids=["main"], query=query, limit=3, request_options=RO)
     pages = 1
     while True:
         seen.extend(_ids(page))
@@ -444,7 +444,7 @@ def test_search_pagination_has_no_duplicates(sdk, raw, order: str) -> None:
         new_order(sdk, pickup=False)
         if not page.cursor:
             break
-        page = sdk.orders.search(query=query, limit=3, cursor=page.cursor, request_options=RO)
+        page = sdk.orders.search(location_ids=["main"], query=query, limit=3, cursor=page.cursor, request_options=RO)
         pages += 1
         assert pages < 20
     assert len(seen) == len(set(seen))
@@ -454,15 +454,15 @@ def test_search_pagination_has_no_duplicates(sdk, raw, order: str) -> None:
 def test_search_cursor_is_tied_to_its_query(sdk) -> None:
     for _ in range(3):
         new_order(sdk, pickup=False)
-    page = sdk.orders.search(limit=2, request_options=RO)
+    page = sdk.orders.search(location_ids=["main"], limit=2, request_options=RO)
     assert page.cursor
     with pytest.raises(ApiError) as info:
-        sdk.orders.search(limit=2, cursor=page.cursor,
+        sdk.orders.search(location_ids=["main"], limit=2, cursor=page.cursor,
                           query={"filter": {"state_filter": {"states": ["OPEN"]}}},
                           request_options=RO)
     assert info.value.errors[0].code == "INVALID_CURSOR"
     # the same query with another page size may continue
-    assert len(sdk.orders.search(limit=5, cursor=page.cursor, request_options=RO).orders) == 1
+    assert len(sdk.orders.search(location_ids=["main"], limit=5, cursor=page.cursor, request_options=RO).orders) == 1
 
 
 def test_search_renders_orders_exactly_as_retrieve(raw, sdk, merchant) -> None:
@@ -471,7 +471,7 @@ def test_search_renders_orders_exactly_as_retrieve(raw, sdk, merchant) -> None:
     plain = new_order(sdk, pickup=False)
 
     def check() -> None:
-        found = raw.post("/v2/orders/search", json={}).json()["orders"]
+        found = raw.post("/v2/orders/search", json={"location_ids": ["main"]}).json()["orders"]
         assert found == [raw.get(f"/v2/orders/{o['id']}").json()["order"] for o in found]
         assert found == [merchant.engine.get_order(o["id"]) for o in found]
         ids = [o["id"] for o in found]
@@ -480,7 +480,7 @@ def test_search_renders_orders_exactly_as_retrieve(raw, sdk, merchant) -> None:
     check()
     sdk.orders.update(plain.id, order={"version": 1, "reference_id": "changed"}, request_options=RO)
     check()
-    found = {o["id"]: o for o in raw.post("/v2/orders/search", json={}).json()["orders"]}
+    found = {o["id"]: o for o in raw.post("/v2/orders/search", json={"location_ids": ["main"]}).json()["orders"]}
     assert found[plain.id]["reference_id"] == "changed"
 
 
@@ -491,10 +491,10 @@ def test_search_sees_payment_changes_that_leave_the_order_alone(raw, sdk) -> Non
     p = pay_card(sdk, order, autocomplete=False)
     version = sdk.orders.get(order.id, request_options=RO).order.version
     sdk.orders.update(order.id, order={"version": version, "state": "CANCELED"}, request_options=RO)
-    before = raw.post("/v2/orders/search", json={}).json()["orders"][0]
+    before = raw.post("/v2/orders/search", json={"location_ids": ["main"]}).json()["orders"][0]
     assert [t["payment_id"] for t in before["tenders"]] == [p.id]
     sdk.payments.cancel(p.id, request_options=RO)
-    after = raw.post("/v2/orders/search", json={}).json()["orders"][0]
+    after = raw.post("/v2/orders/search", json={"location_ids": ["main"]}).json()["orders"][0]
     assert after["version"] == before["version"]
     assert "tenders" not in after
     assert raw.get(f"/v2/orders/{order.id}").json()["order"] == after

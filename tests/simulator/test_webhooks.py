@@ -305,7 +305,9 @@ def test_every_webhook_rule_is_in_the_catalog() -> None:
         "webhook.envelope", "webhook.signature", "webhook.delivery_retries",
         "webhook.event_id_idempotency", "webhook.event_type_unknown",
         "webhook.subscription_field_required", "webhook.notification_url_invalid",
-        "webhook.subscription_not_found", "webhook.test_event_type"}
+        "webhook.subscription_not_found", "webhook.test_event_type",
+        "webhook.order_created_only_by_create_order", "webhook.order_follows_payment_and_refund",
+        "webhook.payment_refund_sequence"}
 
 
 # ============================================================================ engine events
@@ -381,13 +383,15 @@ def _engine_story(name: str) -> list[str]:
     ("auto_void", ["payment.updated", "order.updated"]),
     ("delayed_complete", ["payment.updated", "order.updated"]),
     ("bank_settle", ["payment.updated", "order.updated"]),
-    ("refund_settle", ["refund.updated"]),
-    ("refund_reject", ["refund.updated", "payment.updated"]),
+    # A refund's status change also updates its return order (S17).
+    ("refund_settle", ["refund.updated", "order.updated"]),
+    ("refund_reject", ["refund.updated", "order.updated", "payment.updated"]),
     ("pay_order", ["payment.updated", "order.updated"]),
     ("complete_payment", ["payment.updated", "order.updated"]),
     ("cancel_payment", ["payment.updated", "order.updated"]),
     ("update_payment", ["payment.updated"]),
-    ("clone_order", ["order.created"]),
+    # order.created is "triggered only by the CreateOrder endpoint call" (spec): none here.
+    ("clone_order", []),
     ("declined", ["payment.created"]),
 ])
 def test_engine_records_an_event_for_every_transition(name: str, expected: list[str]) -> None:
@@ -621,26 +625,29 @@ def test_seed_story_event_sequence(sim: Sim, request) -> None:
         ("order.created", order.id),
         ("payment.created", payment.id),
         ("order.updated", order.id),
+        # The refund's return order is updated along with the refund (S17).
         ("refund.created", refund.id),
+        ("order.updated", refund.order_id),
         ("payment.updated", payment.id),
         ("order.updated", order.id),
         ("order.fulfillment.updated", order.id),
         ("order.updated", order.id),
         ("refund.updated", refund.id),
+        ("order.updated", refund.order_id),
     ]
     events = [r.event for r in got]
     assert events[3]["data"]["object"]["refund"]["status"] == "PENDING"
-    assert events[4]["data"]["object"]["payment"]["refund_ids"] == [refund.id]
-    fu = events[6]["data"]["object"]["order_fulfillment_updated"]
+    assert events[5]["data"]["object"]["payment"]["refund_ids"] == [refund.id]
+    fu = events[7]["data"]["object"]["order_fulfillment_updated"]
     assert fu["fulfillment_update"] == [{"fulfillment_uid": uid, "old_state": "PROPOSED",
                                          "new_state": "CANCELED"}]
-    assert events[7]["data"]["object"]["order_updated"]["state"] == "CANCELED"
-    settled = events[8]["data"]["object"]["refund"]
+    assert events[8]["data"]["object"]["order_updated"]["state"] == "CANCELED"
+    settled = events[9]["data"]["object"]["refund"]
     assert (settled["status"], settled["version"]) == ("COMPLETED", 2)
-    assert parse_rfc3339(events[8]["created_at"]) - parse_rfc3339(events[3]["created_at"]) == \
+    assert parse_rfc3339(events[9]["created_at"]) - parse_rfc3339(events[3]["created_at"]) == \
         timedelta(seconds=10)
     versions = [e["data"]["object"][e["data"]["type"]]["version"] for e in events
-                if e["type"].startswith("order.")]
+                if e["type"].startswith("order.") and e["data"]["id"] == order.id]
     assert versions == sorted(versions) and len(set(versions)) == len(versions) - 1
     assert all(verified(r, sub.signature_key, sub.notification_url) for r in got)
 

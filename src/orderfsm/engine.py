@@ -912,6 +912,10 @@ class Engine:
             loc = self._location(request.get("location_id") or self.main_location_id, "location_id")
             autocomplete = request.get("autocomplete")
             autocomplete = True if autocomplete is None else autocomplete
+            if autocomplete and request.get("accept_partial_authorization"):
+                raise violation("api.invalid_value", field="accept_partial_authorization",
+                                reason="`accept_partial_authorization` cannot be true when "
+                                       "`autocomplete` is true.")
             source_type, extra = self._classify_source(source_id, request, total)
             for param in ("delay_duration", "delay_action"):
                 if request.get(param) is not None:
@@ -965,7 +969,8 @@ class Engine:
             rec.update(extra)
             rec["location_id"] = loc["id"]
             for key in ("reference_id", "customer_id", "team_member_id", "note", "buyer_email_address",
-                        "billing_address", "shipping_address", "statement_description_identifier"):
+                        "billing_address", "shipping_address", "statement_description_identifier",
+                        "offline_payment_details"):
                 if request.get(key) is not None:
                     rec[key] = clone(request[key])
             rec["receipt_number"] = pid[:4].upper()
@@ -1207,6 +1212,13 @@ class Engine:
             for key in ("delay_action",):
                 if payment.get(key) is not None:
                     p[key] = _delay_action(payment[key], "payment.delay_action")
+            if payment.get("app_fee_money") is not None:
+                fee = self._check_money(payment["app_fee_money"], "payment.app_fee_money")
+                if fee * 10 > (amount + tip) * 9:
+                    raise violation("payment.app_fee_too_high", field="payment.app_fee_money.amount")
+                p["app_fee_money"] = {"amount": fee, "currency": self.currency}
+            if payment.get("team_member_id") is not None:
+                p["team_member_id"] = payment["team_member_id"]
             p["version_token"] = self._new_token()
             p["updated_at"] = self._stamp()
             self._emit(tx, "payment.updated", payment_id)
@@ -1226,6 +1238,10 @@ class Engine:
             if pid is None:
                 raise violation("api.invalid_value", field="payment_id",
                                 reason="payment_id is required when unlinked is false.")
+            for key in ("location_id", "customer_id"):
+                if request.get(key) is not None:  # spec: only allowed when unlinked=true
+                    raise violation("api.invalid_value", field=key,
+                                    reason=f"`{key}` is only allowed when `unlinked` is true.")
             p = self._payment(tx, pid, field="payment_id")
             if p["status"] == "APPROVED":
                 raise violation("refund.payment_needs_completion")
@@ -1237,6 +1253,16 @@ class Engine:
             amount = self._check_money(request.get("amount_money"), "amount_money")
             if amount <= 0:
                 raise violation("refund.amount_positive")
+            app_fee = None
+            if request.get("app_fee_money") is not None:
+                app_fee = self._check_money(request["app_fee_money"], "app_fee_money")
+                if not p.get("app_fee_money"):
+                    raise violation("api.invalid_value", field="app_fee_money",
+                                    reason="`app_fee_money` can be set only when the payment "
+                                           "had an app fee.")
+                if app_fee > amount:
+                    raise violation("api.invalid_value", field="app_fee_money.amount",
+                                    reason="`app_fee_money` cannot be more than `amount_money`.")
             mine = [self._peek_refund(tx, rid) for rid in p.get("refund_ids", [])]
             if any(r["status"] == "FAILED" for r in mine):
                 raise violation("refund.after_failed")
@@ -1269,6 +1295,8 @@ class Engine:
             for key in ("reason", "team_member_id"):
                 if request.get(key) is not None:
                     refund[key] = request[key]
+            if app_fee is not None:
+                refund["app_fee_money"] = {"amount": app_fee, "currency": self.currency}
             REFUND.create(refund, "RefundPayment (cash / external)" if instant else "RefundPayment (card)")
             if refund["status"] == "COMPLETED":
                 self._refund_completed(refund)
@@ -1541,7 +1569,7 @@ class Engine:
                 at = parse_rfc3339(rec["updated_at"])
                 if updated_start is not None and at < parse_rfc3339(updated_start):
                     return False
-                if updated_end is not None and at > parse_rfc3339(updated_end):
+                if updated_end is not None and at >= parse_rfc3339(updated_end):  # as end_time
                     return False
                 return inner is None or inner(rec)
         if sort_field != "created_at":

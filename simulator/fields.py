@@ -60,6 +60,9 @@ P = "tests/simulator/test_payments.py::"
 RF = "tests/simulator/test_refunds.py::"
 I = "tests/simulator/test_idempotency.py::"
 W = "tests/simulator/test_webhooks.py::"
+C = "tests/simulator/test_catalog.py::"
+CO = "tests/simulator/test_catalog_orders.py::"
+CF = "tests/simulator/test_catalog_fields.py::"
 
 # The fields of an Order in CreateOrder, UpdateOrder and CalculateOrder.
 _ORDER = {
@@ -71,8 +74,8 @@ _ORDER = {
     "order.customer_id": H(O + "test_search_filters_and_sorts", "stored; SearchOrders "
                                                                 "customer_filter"),
     "order.line_items[]": H(F + "test_line_item_needs_catalog_id_or_name_and_price",
-                            "priced; an ad hoc item needs `name` and `base_price_money`. "
-                            "`catalog_object_id` is not resolved against a catalog yet"),
+                            "priced; a `catalog_object_id` is resolved from the catalog, an ad "
+                            "hoc item needs `name` and `base_price_money`"),
     "order.taxes[]": H(E + "test_order_fields_round_trip", "priced (additive and inclusive)"),
     "order.discounts[]": H(E + "test_order_fields_round_trip", "priced (fixed and percentage)"),
     "order.service_charges[]": H(E + "test_order_fields_round_trip", "priced"),
@@ -82,8 +85,10 @@ _ORDER = {
     "order.state": H(O + "test_create_draft_order", "OPEN or DRAFT on create; the lifecycle "
                                                     "on update"),
     "order.ticket_name": H(E + "test_order_fields_round_trip", "stored and returned"),
-    "order.pricing_options": D("stored and returned, but its auto-apply switches need catalog "
-                               "pricing rules and taxes, which the simulator does not have"),
+    "order.pricing_options": H(CO + "test_auto_apply_taxes_with_blocklist",
+                               "auto_apply_taxes and auto_apply_discounts from the catalog on "
+                               "create and calculate (docs/catalog.md: UpdateOrder does not "
+                               "re-run them)"),
 }
 _CREATE_ORDER = dict(_ORDER, **{
     "order.version": D("ignored on create: a new order always starts at version 1"),
@@ -304,6 +309,87 @@ FIELDS: dict[str, dict[str, Mark]] = {
     "TestWebhookSubscription": {
         "event_type": H(W + "test_test_endpoint_sends_a_test_notification"),
     },
+    # ------------------------------------------------------------ Catalog API
+    "UpsertCatalogObject": {
+        "idempotency_key": H(C + "test_upsert_idempotency_replays_and_refuses_a_changed_body"),
+        "object": H(C + "test_upsert_assigns_ids_versions_and_nests_variations"),
+    },
+    "BatchUpsertCatalogObjects": {
+        "idempotency_key": H(C + "test_upsert_idempotency_replays_and_refuses_a_changed_body"),
+        "batches[]": H(C + "test_batch_upsert_failing_batch_changes_nothing",
+                       "each batch all or nothing"),
+    },
+    "DeleteCatalogObject": {},
+    "RetrieveCatalogObject": {
+        "include_related_objects": H(C + "test_retrieve_with_related_objects"),
+        "catalog_version": H(C + "test_retrieve_an_older_catalog_version"),
+        "include_category_path_to_root": H(CF + "test_retrieve_include_category_path_to_root"),
+    },
+    "BatchDeleteCatalogObjects": {
+        "object_ids[]": H(C + "test_delete_item_deletes_its_variations"),
+    },
+    "UpdateItemTaxes": {
+        "item_ids[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+        "taxes_to_enable[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+        "taxes_to_disable[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+    },
+    "UpdateItemModifierLists": {
+        "item_ids[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+        "modifier_lists_to_enable[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+        "modifier_lists_to_disable[]": H(C + "test_update_item_taxes_and_modifier_lists"),
+    },
+    "BatchRetrieveCatalogObjects": {
+        "object_ids[]": H(C + "test_batch_retrieve"),
+        "include_related_objects": H(C + "test_batch_retrieve"),
+        "catalog_version": H(C + "test_retrieve_an_older_catalog_version"),
+        "include_deleted_objects": H(CF + "test_search_related_objects_deleted_objects_and_item_pages"),
+        "include_category_path_to_root": H(CF + "test_retrieve_include_category_path_to_root",
+                                           "as for RetrieveCatalogObject"),
+    },
+    "ListCatalog": {
+        "cursor": H(C + "test_list_types_and_cursor"),
+        "types": H(C + "test_list_types_and_cursor"),
+        "catalog_version": H(C + "test_retrieve_an_older_catalog_version"),
+    },
+    "SearchCatalogObjects": {
+        "cursor": H(C + "test_search_paging_begin_time_and_errors"),
+        "object_types[]": H(C + "test_search_queries"),
+        "include_deleted_objects": H(C + "test_delete_item_deletes_its_variations"),
+        "include_related_objects": H(CF + "test_search_related_objects_deleted_objects_and_item_pages"),
+        "begin_time": H(C + "test_search_paging_begin_time_and_errors"),
+        "query": H(C + "test_search_queries"),
+        "query.sorted_attribute_query": H(CF + "test_search_sorted_attribute_query_and_set_query"),
+        "query.exact_query": H(C + "test_search_queries"),
+        "query.set_query": H(CF + "test_search_sorted_attribute_query_and_set_query"),
+        "query.prefix_query": H(C + "test_search_queries"),
+        "query.range_query": H(C + "test_search_queries"),
+        "query.text_query": H(C + "test_search_queries"),
+        "query.items_for_tax_query": H(C + "test_search_queries"),
+        "query.items_for_modifier_list_query": H(C + "test_search_queries"),
+        "query.items_for_item_options_query": H(CF + "test_search_items_for_item_options_query"),
+        "query.item_variations_for_item_option_values_query":
+            H(C + "test_search_item_variations_for_item_option_values"),
+        "limit": H(C + "test_search_paging_begin_time_and_errors"),
+        "include_category_path_to_root": H(CF + "test_retrieve_include_category_path_to_root",
+                                           "as for RetrieveCatalogObject"),
+    },
+    "SearchCatalogItems": {
+        "text_filter": H(C + "test_search_catalog_items"),
+        "category_ids[]": H(C + "test_search_catalog_items"),
+        "stock_levels[]": R("INVALID_VALUE", "needs the Inventory API, which is not simulated"),
+        "enabled_location_ids[]": H(
+            CF + "test_search_catalog_items_locations_product_types_and_archived_state"),
+        "cursor": H(CF + "test_search_related_objects_deleted_objects_and_item_pages"),
+        "limit": H(CF + "test_search_related_objects_deleted_objects_and_item_pages"),
+        "sort_order": H(C + "test_search_catalog_items"),
+        "product_types[]": H(
+            CF + "test_search_catalog_items_locations_product_types_and_archived_state"),
+        "custom_attribute_filters[]": R("INVALID_VALUE", "needs the custom attribute APIs, which "
+                                                         "are not simulated"),
+        "archived_state": H(
+            CF + "test_search_catalog_items_locations_product_types_and_archived_state"),
+    },
+    "CatalogInfo": {},
 }
 
 

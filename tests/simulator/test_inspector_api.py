@@ -204,10 +204,11 @@ def test_overview_and_outbox(app: Any) -> None:
     assert o["rejections"] == 1 and o["now"] == "2026-01-05T15:00:00.000Z"
     box = c.get("/_sim/outbox?limit=3").json()
     assert box["enabled"] is True
-    # Newest first: the refund's events come last in time.
-    assert [e["type"] for e in box["events"]] == ["payment.updated", "refund.created",
-                                                  "order.updated"]
-    assert box["summary"]["events"] == 5
+    # Newest first: the refund's events come last in time; the refund's return order is
+    # updated with it (refunds-api webhooks page, S17).
+    assert [e["type"] for e in box["events"]] == ["payment.updated", "order.updated",
+                                                  "refund.created"]
+    assert box["summary"]["events"] == 6
 
 
 def test_the_pages_polling_stays_out_of_the_request_log(app: Any, caplog: Any) -> None:

@@ -436,7 +436,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     for key, ref, top in _REFS:
         known = {e["uid"] for e in tops[top]}
         wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
-        table: dict[Any, list] = {}
+        table: dict[Any, list] = {uid: [] for uid in known}
         refs[key] = table
         if not known:
             for li in lines:
@@ -453,23 +453,18 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
                 if type(a) is dict:
                     r = a.get(ref)
                     if r in known and r not in have:
-                        current.append(a)
                         have.add(r)
+                        current.append(a)
+                        if not a.get("uid"):
+                            a["uid"] = applied_uid(str(li.get("uid") or i), r)
+                        table[r].append((i, a))
             if len(have) < len(wanted) or not have.issuperset(wanted):
                 owner = applied_uid.half("owner", str(li.get("uid") or i))
                 for uid in wanted:
                     if uid not in have:
-                        current.append({"uid": owner + applied_uid.half("adjustment", uid),
-                                        ref: uid})
-            for a in current:
-                r = a[ref]
-                if not a.get("uid"):
-                    a["uid"] = applied_uid(str(li.get("uid") or i), r)
-                members = table.get(r)
-                if members is None:
-                    table[r] = [(i, a)]
-                else:
-                    members.append((i, a))
+                        a = {"uid": owner + applied_uid.half("adjustment", uid), ref: uid}
+                        current.append(a)
+                        table[uid].append((i, a))
             li[key] = current
 
     # 2. discounts

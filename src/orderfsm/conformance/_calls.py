@@ -75,15 +75,28 @@ class Call:
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     produces: tuple[Produce, ...] = ()
+    # A replay: the label of the object the first call with this idempotency key made or
+    # changed; both sides must answer with that same object (not a new one).
+    same_as: str | None = None
+    # An Authorization header sent instead of the access token (None: the token).
+    auth: str | None = None
 
     @property
     def result_name(self) -> str | None:
         """The key of the response that holds the main object (``order``, ``payment``...)."""
-        return {"orders": "order", "payments": "payment", "refunds": "refund"}.get(self.resource)
+        if self.method in ("batch_get", "list"):
+            return None
+        if self.method == "test":
+            return "subscription_test_result"
+        return {"orders": "order", "payments": "payment", "refunds": "refund",
+                "locations": "location", "webhooks.subscriptions": "subscription"}.get(
+                    self.resource)
 
     def describe(self) -> str:
         inner = ", ".join([source(a) for a in self.args]
                           + [f"{k}={source(v)}" for k, v in self.kwargs.items()])
+        if self.auth is not None:
+            inner += f"{', ' if inner else ''}auth={self.auth!r}"
         if self.resource == "sim":
             return f"{self.method}({inner})"
         return f"client.{self.resource}.{self.method}({inner})"

@@ -11,16 +11,17 @@ because the rules are about what gets rejected as much as about what succeeds.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Protocol
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from ..lifecycles.order import TERMINAL_FULFILLMENT
-from ._calls import KEY, LOCATION, Call, NamedKey, Produce, Ref, Token
+from ._calls import LOCATION, Call, NamedKey, Produce, Ref, Token
 from ._session import Session
 
-__all__ = ["ConformanceMachine", "MachineContext"]
+__all__ = ["ConformanceMachine", "MachineContext", "AIMS", "aim_targets", "CLOCK_RULES"]
 
 PICKUP_DETAILS = {"recipient": {"display_name": "Conformance"}, "pickup_at": "2026-02-01T12:00:00Z"}
 CARD_OK = "cnon:card-nonce-ok"
@@ -37,8 +38,112 @@ LINES = st.lists(st.tuples(st.integers(1, 3), st.sampled_from([1000, 250, 1999, 
 ORDER_STATE = st.sampled_from(["OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "DRAFT"])
 ORDER_FLAW = st.sampled_from([None, None, None, None, None, None, "two_fulfillments",
                               "negative_price", "no_location"])
+SUBSCRIPTION_FLAWS = [None, None, "no_url", "no_types", "unknown_type", "bad_url", "missing"]
+MISUSES = ["order", "update_order", "payment", "complete_payment", "refund", "location", "cursor",
+           "limit", "batch", "auth"]
+TIMER_RULES = {"payment_delay": "payment.delayed_action", "refund_settle": "refund.settlement",
+               "bank_settle": "payment.bank_settles"}
+PAYMENT_FLAWS = ["cvv", "postal_code", "expiration", "token_used", "invalid_source",
+                 "cash_without_details", "no_amount", "negative", "currency", "delay_too_short",
+                 "delay_with_autocomplete", "bank", "bank", "bank_failure"]
 FULFILLMENT_STATES = st.sampled_from(["CANCELED", "RESERVED", "PREPARED", "COMPLETED", "FAILED",
                                       "PROPOSED"])
+
+
+AIM_CHOICE = st.integers(min_value=0, max_value=3)
+
+# Coverage aims: for each rule the machine can check, a short scenario that reaches it from a
+# fresh order (method name and arguments). A sequence opens with the scenario of one of the
+# rules checked least so far in the run, and the aim() step picks another one later.
+AIMS: dict[str, tuple[Any, ...]] = {
+    "order.cancel_after_payment": ("aim_paid", "state"),
+    "order.cancel_open_fulfillments": ("aim_order", True, "OPEN", "state", "CANCELED", None),
+    "order.terminal_frozen": ("aim_order", False, "OPEN", "state", "CANCELED", None, "edit"),
+    "order.version_mismatch": ("aim_order", False, "OPEN", "edit", "add", "stale"),
+    "order.version_required": ("aim_order", False, "OPEN", "edit", "add", "missing"),
+    "order.version_increments": ("aim_order", False, "OPEN", "edit", "add", "current"),
+    "order.line_items_locked": ("aim_paid", "edit"),
+    "order.draft_not_payable": ("aim_order", False, "DRAFT", "pay", "due"),
+    "order.draft_not_fulfillable": ("aim_order", True, "DRAFT", "move", "RESERVED"),
+    "order.draft_opens": ("aim_order", False, "DRAFT", "state", "OPEN", None),
+    "order.closed_not_payable": ("aim_order", False, "OPEN", "state", "CANCELED", None),
+    "order.complete_requires_terminal_fulfillments": ("aim_paid", "finish"),
+    "order.complete_requires_payment": ("aim_order", False, "OPEN", "state", "COMPLETED", None),
+    "order.one_fulfillment": ("aim_flawed_order", "two_fulfillments"),
+    "order.location_required": ("aim_flawed_order", "no_location"),
+    "order.sparse_update": ("aim_order", False, "OPEN", "edit", "quantity", "current"),
+    "order.not_found": ("aim_misuse", "update_order"),
+    "order.clone_is_draft": ("aim_order", False, "OPEN", "clone", "current"),
+    "pay_order.amount_mismatch": ("aim_authorized", "pay", "clear"),
+    "pay_order.payment_not_approved": ("aim_paid", "pay_order"),
+    "pay_order.payment_wrong_order": ("aim_authorized", "other_order"),
+    "pay_order.version_mismatch": ("aim_authorized", "pay_stale"),
+    "pay_order.settles": ("aim_authorized", "pay", "none"),
+    "payment.autocomplete_order": ("aim_paid", "autocomplete"),
+    "payment.order_total_mismatch": ("aim_order", False, "OPEN", "pay", "more"),
+    "payment.already_captured": ("aim_paid", "complete"),
+    "payment.already_canceled": ("aim_authorized", "cancel", False),
+    "payment.expired": ("aim_authorized", "expired"),
+    "payment.already_failed": ("aim_payment", None, CARD_DECLINED, "complete"),
+    "payment.pending_locked": ("aim_payment", "bank", CARD_OK, "complete"),
+    "payment.version_mismatch": ("aim_authorized", "complete"),
+    "payment.delayed_action": ("aim_authorized", "expire"),
+    "payment.delay_duration_bounds": ("aim_payment", "delay_too_short"),
+    "payment.delay_needs_delayed_capture": ("aim_payment", "delay_with_autocomplete"),
+    "payment.card_declined": ("aim_payment", None, CARD_DECLINED),
+    "payment.cvv_failure": ("aim_payment", "cvv"),
+    "payment.address_verification_failure": ("aim_payment", "postal_code"),
+    "payment.invalid_expiration": ("aim_payment", "expiration"),
+    "payment.card_token_used": ("aim_payment", "token_used"),
+    "payment.invalid_source": ("aim_payment", "invalid_source"),
+    "payment.cash_details_required": ("aim_payment", "cash_without_details"),
+    "payment.amount_required": ("aim_payment", "no_amount"),
+    "payment.not_found": ("aim_misuse", "complete_payment"),
+    "payment.cancel_by_idempotency_key": ("aim_authorized", "cancel", True),
+    "payment.bank_settles": ("aim_payment", "bank", CARD_OK, "settle"),
+    "refund.return_order": ("aim_paid", "refund", "part"),
+    "refund.original_order_unchanged": ("aim_paid", "refund", "full"),
+    "refund.payment_needs_completion": ("aim_authorized", "refund"),
+    "refund.payment_not_refundable": ("aim_authorized", "refund", "cancel"),
+    "refund.amount_exceeds": ("aim_paid", "refund", "over"),
+    "refund.amount_positive": ("aim_paid", "refund", "zero"),
+    "refund.max_count": ("aim_paid", "many"),
+    "refund.too_old": ("aim_paid", "old"),
+    "refund.version_mismatch": ("aim_paid", "refund", "part", "stale"),
+    "refund.already_pending": ("aim_paid", "refund", "part", "part"),
+    "refund.settlement": ("aim_paid", "settle", 1),
+    "refund.not_found": ("aim_misuse", "refund"),
+    "fulfillment.forward_only": ("aim_order", True, "OPEN", "move", "PREPARED", "RESERVED"),
+    "fulfillment.terminal_absorbs": ("aim_order", True, "OPEN", "move", "CANCELED", "PREPARED"),
+    "fulfillment.cancel_any_time": ("aim_order", True, "OPEN", "move", "CANCELED"),
+    "fulfillment.complete_requires_payment": ("aim_order", True, "OPEN", "move", "COMPLETED"),
+    "fulfillment.details_required": ("aim_order", False, "OPEN", "fulfillment", "no_details"),
+    "fulfillment.type_required": ("aim_order", False, "OPEN", "fulfillment", "no_type"),
+    "money.currency_mismatch": ("aim_payment", "currency"),
+    "money.non_negative": ("aim_flawed_order", "negative_price"),
+    "api.unauthorized": ("aim_misuse", "auth"),
+    "api.idempotency_key_reused": ("aim_order", False, "OPEN", "replay", False),
+    "api.invalid_cursor": ("aim_misuse", "cursor"),
+    "api.too_many_ids": ("aim_misuse", "batch"),
+    "api.invalid_value": ("aim_misuse", "limit"),
+    "location.not_found": ("aim_misuse", "location"),
+    "refund.after_failed": ("aim_refund_outcome", "fail", "refund"),
+    "refund.not_pending": ("aim_refund_outcome", "settle", "settle"),
+    "webhook.event_type_unknown": ("aim_subscription", "unknown_type"),
+    "webhook.subscription_field_required": ("aim_subscription", "no_url"),
+    "webhook.notification_url_invalid": ("aim_subscription", "bad_url"),
+    "webhook.subscription_not_found": ("aim_subscription", "missing"),
+    "webhook.test_event_type": ("aim_subscription", None),
+}
+# Rules the machine reaches only through the server's control API (its clock, its processor).
+CLOCK_RULES = frozenset({"payment.expired", "payment.delayed_action", "payment.bank_settles",
+                         "refund.settlement", "refund.too_old", "refund.after_failed",
+                         "refund.not_pending"})
+
+
+def aim_targets(has_clock: bool) -> list[str]:
+    """The rules a run checks on a server, in catalog order (clock rules need its clock)."""
+    return [r for r in AIMS if has_clock or r not in CLOCK_RULES]
 
 
 class MachineContext(Protocol):
@@ -49,7 +154,11 @@ class MachineContext(Protocol):
 
     def new_session(self) -> Session: ...
 
-    def finished(self, session: Session) -> None: ...
+    def aim_counts(self) -> dict[str, int]: ...
+
+    def note_aim(self, rule_id: str) -> None: ...
+
+    def finished(self, session: Session, start_counts: dict[str, int]) -> None: ...
 
 
 def _pick(items: list[str], i: int) -> str:
@@ -61,7 +170,8 @@ def _choose(items: list[str], live: list[str], target: tuple[int, bool]) -> str 
     """The target among the live items, or among the finished ones when asked (and there are
     any); None when there is nothing to act on, and the rule then does nothing. (Liveness is
     not a precondition: a precondition that flips back and forth changes which rule a choice
-    means when hypothesis deletes steps, and minimal sequences come out longer.)"""
+    means, and the coverage aims make the state depend on the run so far, which hypothesis must
+    not see in its draws when hypothesis deletes steps, and minimal sequences come out longer.)"""
     i, finished = target
     done = [x for x in items if x not in live]
     pool = done if finished and done else live
@@ -77,9 +187,19 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.session = ctx.new_session()
         self.orders: list[str] = []
         self.payments: list[str] = []
+        self.refunds: list[str] = []
         self.payment_keys: dict[str, str] = {}
         self._uids = 0
         self._own_uids: set[str] = set()
+        self._keys = 0
+        # Calls made under a named idempotency key that a server remembers, with the label of
+        # the object each one made or changed: what replay() sends again.
+        self.keyed: list[tuple[Call, str]] = []
+        # Per-rule checks so far in the run (frozen once a divergence was found, so that the
+        # aims of a failing sequence are the same when it is run again).
+        self.start_counts = ctx.aim_counts()
+        self.counts = dict(self.start_counts)
+        self.aimed: dict[str, int] = {}
 
     # --------------------------------------------------------------- oracle reads
     @property
@@ -119,8 +239,22 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def _track(self, step: Any) -> None:
         for label in step.produced:
-            if label[0] in "op":
-                (self.orders if label[0] == "o" else self.payments).append(label)
+            lists = {"o": self.orders, "p": self.payments, "r": self.refunds}
+            if label[0] in lists:
+                lists[label[0]].append(label)
+
+    def _key(self) -> NamedKey:
+        self._keys += 1
+        return NamedKey(f"k{self._keys}")
+
+    def _keyed(self, call: Call, rules: list[str], watch: list[str] | None = None) -> Any:
+        """Run a call made under a named idempotency key and remember it for replays."""
+        step = self.session.step(call, rules=rules, watch=watch or ())
+        label = step.label
+        if label is not None and label in self.session.kinds and (
+                step.oracle.get("accepted") or step.produced):
+            self.keyed.append((call, label))
+        return step
 
     def _versioned(self, label: str, mode: str) -> dict[str, Any]:
         body: dict[str, Any] = {"location_id": LOCATION}
@@ -136,11 +270,11 @@ class ConformanceMachine(RuleBasedStateMachine):
         kwargs: dict[str, Any] = {"order": order}
         if fields_to_clear:
             kwargs["fields_to_clear"] = fields_to_clear
-        kwargs["idempotency_key"] = KEY
+        kwargs["idempotency_key"] = self._key()
         if "version" not in order:
             rules = ["order.version_required", *rules]
         rules.append("order.version_increments")
-        self.session.step(Call("orders", "update", (Ref(label),), kwargs), rules=rules)
+        self._keyed(Call("orders", "update", (Ref(label),), kwargs), rules)
 
     # ---------------------------------------------------------------------- orders
     def _create_order(self, lines: list[tuple[int, int]], pickup: bool, state: str,
@@ -166,9 +300,9 @@ class ConformanceMachine(RuleBasedStateMachine):
                  "no_location": ["order.location_required"],
                  "negative_price": ["money.non_negative"],
                  }.get(flaw or "", ["order.version_increments"])
-        step = self.session.step(
-            Call("orders", "create", (), {"order": order, "idempotency_key": KEY},
-                 (Produce(label),)), rules=rules)
+        step = self._keyed(
+            Call("orders", "create", (), {"order": order, "idempotency_key": self._key()},
+                 (Produce(label),)), rules)
         self._track(step)
 
     @rule(lines=LINES, pickup=st.booleans(), state=ORDER_STATE, flaw=ORDER_FLAW)
@@ -183,7 +317,6 @@ class ConformanceMachine(RuleBasedStateMachine):
         if self.session.steps[-1].produced:
             self._pay_in_full(self.orders[-1])
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET, state=st.sampled_from(["CANCELED", "COMPLETED", "OPEN", "DRAFT"]),
           fulfillment=st.sampled_from([None, "CANCELED", "COMPLETED"]), version=VERSION)
     def change_order_state(self, which: tuple[int, bool], state: str, fulfillment: str | None,
@@ -221,14 +354,12 @@ class ConformanceMachine(RuleBasedStateMachine):
             rules.insert(0, "order.terminal_frozen")
         self._update(label, order, rules)
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET, together=st.sampled_from([True, False]))
     def cancel_order(self, which: tuple[int, bool], together: bool) -> None:
         """The seed thread's question: cancel an order, with its fulfillments canceled in the
         same request or alone."""
         self._change_state(which, "CANCELED", "CANCELED" if together else None, "current")
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET)
     def refund_then_cancel(self, which: tuple[int, bool]) -> None:
         """The seed thread's flow: refund what was captured in full, then cancel the order and
@@ -246,20 +377,22 @@ class ConformanceMachine(RuleBasedStateMachine):
                     self._refund(p, remaining, None)
         self._change_state_of(label, "CANCELED", "CANCELED", "current")
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET)
     def hand_over(self, which: tuple[int, bool]) -> None:
         """The customer picks the order up: its fulfillment goes straight to COMPLETED."""
         self._move_fulfillment(which, "COMPLETED", "current")
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET, state=FULFILLMENT_STATES, version=VERSION)
     def move_fulfillment(self, which: tuple[int, bool], state: str, version: str) -> None:
         self._move_fulfillment(which, state, version)
 
     def _move_fulfillment(self, which: tuple[int, bool], state: str, version: str) -> None:
         label = self._target_order(which, self._with_fulfillments())
-        if label is None:
+        if label is not None:
+            self._move_fulfillment_of(label, state, version)
+
+    def _move_fulfillment_of(self, label: str, state: str, version: str) -> None:
+        if not self._order(label).get("fulfillments"):
             return
         f = self._order(label)["fulfillments"][0]
         order = self._versioned(label, version)
@@ -273,12 +406,13 @@ class ConformanceMachine(RuleBasedStateMachine):
             rules.insert(0, "fulfillment.terminal_absorbs")
         self._update(label, order, rules)
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET, action=st.sampled_from(["add", "quantity", "clear"]), version=VERSION)
     def edit_line_items(self, which: tuple[int, bool], action: str, version: str) -> None:
         label = self._target_order(which)
-        if label is None:
-            return
+        if label is not None:
+            self._edit_line_items(label, action, version)
+
+    def _edit_line_items(self, label: str, action: str, version: str) -> None:
         rec = self._order(label)
         order = self._versioned(label, version)
         # Only uids this machine chose are the same on both sides (servers pick the others).
@@ -296,16 +430,26 @@ class ConformanceMachine(RuleBasedStateMachine):
         rules = ["order.line_items_locked" if self._processed(rec) else "order.sparse_update"]
         self._update(label, order, rules, clear)
 
-    @precondition(lambda self: bool(self.orders))
-    @rule(which=TARGET, version=VERSION)
-    def add_fulfillment(self, which: tuple[int, bool], version: str) -> None:
+    @rule(which=TARGET, version=VERSION,
+          flaw=st.sampled_from([None, None, None, "no_type", "no_details"]))
+    def add_fulfillment(self, which: tuple[int, bool], version: str, flaw: str | None) -> None:
         label = self._target_order(which)
-        if label is None:
-            return
+        if label is not None:
+            self._add_fulfillment(label, version, flaw)
+
+    def _add_fulfillment(self, label: str, version: str, flaw: str | None) -> None:
         order = self._versioned(label, version)
-        order["fulfillments"] = [{"uid": self._uid("f-new"), "type": "PICKUP", "state": "PROPOSED",
-                                  "pickup_details": dict(PICKUP_DETAILS)}]
-        self._update(label, order, ["order.one_fulfillment"])
+        fulfillment: dict[str, Any] = {"uid": self._uid("f-new"), "type": "PICKUP",
+                                       "state": "PROPOSED", "pickup_details": dict(PICKUP_DETAILS)}
+        rules = ["order.one_fulfillment"]
+        if flaw == "no_type":
+            del fulfillment["type"]
+            rules.insert(0, "fulfillment.type_required")
+        elif flaw == "no_details":
+            del fulfillment["pickup_details"]
+            rules.insert(0, "fulfillment.details_required")
+        order["fulfillments"] = [fulfillment]
+        self._update(label, order, rules)
 
     # -------------------------------------------------------------------- payments
     @rule(which=st.one_of(TARGET, st.none()),
@@ -321,9 +465,22 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._create_payment(order_label, source, autocomplete, amount, delay)
 
     def _create_payment(self, order_label: str | None, source: str, autocomplete: bool,
-                        amount: str, delay: tuple[str | None, str | None] | None) -> None:
+                        amount: str, delay: tuple[str | None, str | None] | None,
+                        flaw: str | None = None) -> str | None:
+        """CreatePayment; ``flaw`` breaks the request one way (see PAYMENT_FLAWS). Returns the
+        new payment's label when both sides made one."""
         label = self.session.next_label("p")
         key_name = f"{label}-{len(self.session.steps) + 1}"
+        source = {"cvv": "cnon:card-nonce-rejected-cvv",
+                  "postal_code": "cnon:card-nonce-rejected-postalcode",
+                  "expiration": "cnon:card-nonce-rejected-expiration",
+                  "token_used": "cnon:card-nonce-already-used",
+                  "invalid_source": "not-a-payment-source",
+                  "cash_without_details": "CASH",
+                  "bank": "bnon:bank-nonce-ok",
+                  "bank_failure": "bnon:bank-nonce-failure"}.get(flaw or "", source)
+        if flaw in ("bank", "bank_failure"):
+            autocomplete, delay = True, None
         kwargs: dict[str, Any] = {"source_id": source, "idempotency_key": NamedKey(key_name)}
         produces = [Produce(label)]
         rules: list[str] = []
@@ -355,15 +512,36 @@ class ConformanceMachine(RuleBasedStateMachine):
                 kwargs["delay_duration"] = duration
             if action is not None:
                 kwargs["delay_action"] = action
-        if source == "CASH":
+        if source == "CASH" and flaw != "cash_without_details":
             kwargs["cash_details"] = {"buyer_supplied_money": self._money(value)}
+        if flaw == "no_amount":
+            del kwargs["amount_money"]
+        elif flaw == "negative":
+            kwargs["amount_money"] = self._money(-value if value else -1)
+        elif flaw == "currency":
+            kwargs["amount_money"] = {"amount": value,
+                                      "currency": "EUR" if self.ctx.currency != "EUR" else "USD"}
+        elif flaw == "delay_too_short":
+            kwargs.update(autocomplete=False, delay_duration="PT30S")
+        elif flaw == "delay_with_autocomplete":
+            kwargs.update(autocomplete=True, delay_action="COMPLETE")
+        if flaw in ("bank", "bank_failure"):
+            rules.append("payment.bank_settles")
         step = self.session.step(Call("payments", "create", (), kwargs, tuple(produces)),
                                  rules=rules or ["payment.order_total_mismatch"])
         if label in step.produced:
             self.payment_keys[label] = key_name
+            self.keyed.append((step.call, label))
         self._track(step)
+        return label if label in step.produced else None
 
-    @precondition(lambda self: bool(self.orders))
+    @rule(which=st.one_of(TARGET, st.none()), flaw=st.sampled_from(PAYMENT_FLAWS))
+    def create_flawed_payment(self, which: tuple[int, bool] | None, flaw: str) -> None:
+        """A payment request with one thing wrong (a failing card, no amount, bad delay...) or
+        an unusual source (a bank transfer that settles later)."""
+        order_label = None if which is None else self._target_order(which)
+        self._create_payment(order_label, CARD_OK, True, "due", None, flaw)
+
     @rule(which=TARGET)
     def pay_in_full(self, which: tuple[int, bool]) -> None:
         """A good card for exactly what is still due, captured at once (the common path);
@@ -375,18 +553,19 @@ class ConformanceMachine(RuleBasedStateMachine):
     def _pay_in_full(self, label: str) -> None:
         rec = self._order(label)
         if rec["state"] == "OPEN" and self.engine.render_order(rec)["total_money"]["amount"] == 0:
-            self.session.step(Call("orders", "pay", (Ref(label),), {
-                "idempotency_key": KEY, "order_version": rec["version"], "payment_ids": []}),
-                rules=["pay_order.amount_mismatch", "pay_order.settles"])
+            self._keyed(Call("orders", "pay", (Ref(label),), {
+                "idempotency_key": self._key(), "order_version": rec["version"],
+                "payment_ids": []}), ["pay_order.amount_mismatch", "pay_order.settles"])
             return
         self._create_payment(label, CARD_OK, True, "due", None)
 
-    @precondition(lambda self: bool(self.payments))
     @rule(which=TARGET, token=TOKEN)
     def complete_payment(self, which: tuple[int, bool], token: str | None) -> None:
         label = self._target_payment(which)
-        if label is None:
-            return
+        if label is not None:
+            self._complete(label, token)
+
+    def _complete(self, label: str, token: str | None = None) -> None:
         kwargs = {"version_token": Token(label, token)} if token else {}
         rules = ["payment.version_mismatch"] if token else []
         p = self._payment(label)
@@ -396,12 +575,13 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.session.step(Call("payments", "complete", (Ref(label),), kwargs),
                           rules=rules or ["payment.already_captured"])
 
-    @precondition(lambda self: bool(self.payments))
     @rule(which=TARGET, by_key=st.booleans())
     def cancel_payment(self, which: tuple[int, bool], by_key: bool) -> None:
         label = self._target_payment(which)
-        if label is None:
-            return
+        if label is not None:
+            self._cancel_payment(label, by_key)
+
+    def _cancel_payment(self, label: str, by_key: bool) -> None:
         if by_key:
             self.session.step(Call("payments", "cancel_by_idempotency_key", (),
                                    {"idempotency_key": NamedKey(self.payment_keys[label])}),
@@ -410,7 +590,6 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.session.step(Call("payments", "cancel", (Ref(label),)),
                           rules=["payment.already_canceled"])
 
-    @precondition(lambda self: bool(self.orders))
     @rule(which=TARGET, payments=st.sampled_from(["approved", "approved", "none", "other"]),
           j=INDEX, version=st.sampled_from(["current", "missing", "stale"]))
     def pay_order(self, which: tuple[int, bool], payments: str, j: int, version: str) -> None:
@@ -426,30 +605,35 @@ class ConformanceMachine(RuleBasedStateMachine):
             ids = [_pick(self.payments, j)]
         else:
             ids = []
-        kwargs: dict[str, Any] = {"idempotency_key": KEY}
+        kwargs: dict[str, Any] = {"idempotency_key": self._key()}
         if version != "missing":
             kwargs["order_version"] = rec["version"] + (0 if version == "current" else 1)
         kwargs["payment_ids"] = [Ref(lb) for lb in ids]
         rules = ["pay_order.amount_mismatch", "pay_order.settles"]
         if version == "stale":
             rules.insert(0, "pay_order.version_mismatch")
-        self.session.step(Call("orders", "pay", (Ref(label),), kwargs), rules=rules)
+        self._keyed(Call("orders", "pay", (Ref(label),), kwargs), rules)
 
     # --------------------------------------------------------------------- refunds
-    @precondition(lambda self: bool(self.payments))
-    @rule(which=TARGET, amount=st.sampled_from(["full", "part", "part", "over"]), token=TOKEN)
+    @rule(which=TARGET, amount=st.sampled_from(["full", "part", "part", "over", "zero",
+                                                "currency"]), token=TOKEN)
     def refund_payment(self, which: tuple[int, bool], amount: str, token: str | None) -> None:
         label = self._target_payment(which)
-        if label is None:
-            return
+        if label is not None:
+            self._refund_amount(label, amount, token)
+
+    def _refund_amount(self, label: str, amount: str, token: str | None = None) -> None:
         p = self._payment(label)
         remaining = p["total_money"]["amount"] - (p.get("refunded_money") or {}).get("amount", 0)
-        value = {"full": remaining, "part": remaining // 2, "over": remaining + 1}[amount]
+        if amount == "zero":
+            self._refund(label, 0, token)
+            return
+        value = {"full": remaining, "part": remaining // 2, "over": remaining + 1,
+                 "currency": remaining}[amount]
         if value <= 0:
             value = remaining + 100
-        self._refund(label, value, token)
+        self._refund(label, value, token, "EUR" if amount == "currency" else None)
 
-    @precondition(lambda self: bool(self.payments))
     @rule(which=TARGET)
     def partial_refunds(self, which: tuple[int, bool]) -> None:
         """Two items returned one after the other: two partial refunds back to back."""
@@ -462,31 +646,381 @@ class ConformanceMachine(RuleBasedStateMachine):
                 p.get("refunded_money") or {}).get("amount", 0)
             self._refund(label, max(remaining // 3, 1), None)
 
-    def _refund(self, label: str, value: int, token: str | None) -> None:
+    def _refund(self, label: str, value: int, token: str | None,
+                currency: str | None = None) -> None:
         p = self._payment(label)
-        kwargs: dict[str, Any] = {"idempotency_key": KEY, "payment_id": Ref(label),
-                                  "amount_money": self._money(value), "reason": "conformance"}
+        money = self._money(value)
+        if currency is not None:
+            money["currency"] = currency if currency != self.ctx.currency else "USD"
+        kwargs: dict[str, Any] = {"idempotency_key": self._key(), "payment_id": Ref(label),
+                                  "amount_money": money, "reason": "conformance"}
         if token:
             kwargs["payment_version_token"] = Token(label, token)
         rules = ["refund.return_order", "refund.original_order_unchanged", "refund.amount_exceeds"]
         if any(self.engine.refunds[r]["status"] == "PENDING" for r in p.get("refund_ids", ())):
             rules.insert(0, "refund.already_pending")
         watch = [lb for lb in self.orders if self.session.oracle.ids[lb] == p.get("order_id")]
-        step = self.session.step(
+        self._track(self._keyed(
             Call("refunds", "refund_payment", (), kwargs, (Produce(self.session.next_label("r")),)),
-            rules=rules, watch=watch)
-        self._track(step)
+            rules, watch))
 
     # ----------------------------------------------------------------------- clock
-    @precondition(lambda self: self.ctx.has_clock and bool(self.payments))
-    @rule(seconds=st.sampled_from([11, 61, 3600, 7 * 24 * 3600 + 60]))
-    def time_passes(self, seconds: int) -> None:
-        rules = []
-        if any(p["status"] in ("APPROVED", "PENDING") for p in self.engine.payments.values()):
-            rules.append("payment.delayed_action")
-        if any(r["status"] == "PENDING" for r in self.engine.refunds.values()):
-            rules.append("refund.settlement")
+    def _live_timers(self) -> list[tuple[Any, str]]:
+        """(due time, kind) of the oracle's timers that would still change something."""
+        eng = self.engine
+        out = []
+        for due, _, kind, ident in sorted(eng._timers):
+            if kind == "payment_delay":
+                live = eng.payments.get(ident, {}).get("status") == "APPROVED"
+            elif kind == "bank_settle":
+                live = eng.payments.get(ident, {}).get("status") == "PENDING"
+            else:
+                live = eng.refunds.get(ident, {}).get("status") == "PENDING"
+            if live:
+                out.append((due, kind))
+        return out
+
+    def _advance(self, seconds: float) -> None:
+        """Move both clocks; the step checks the clock rules whose timers fall due in it."""
+        until = self.engine.now() + timedelta(seconds=seconds)
+        fired = {kind for due, kind in self._live_timers() if due <= until}
+        rules = [TIMER_RULES[k] for k in ("payment_delay", "refund_settle", "bank_settle")
+                 if k in fired]
         self.session.step(Call("sim", "advance_clock", (seconds,)), rules=rules)
 
+    @precondition(lambda self: self.ctx.has_clock)
+    @rule(seconds=st.sampled_from([11, 61, 3600, 7 * 24 * 3600 + 60]))
+    def time_passes(self, seconds: int) -> None:
+        if self.payments:
+            self._advance(seconds)
+
+    @precondition(lambda self: self.ctx.has_clock)
+    @rule(kind=st.sampled_from(["payment_delay", "refund_settle", "bank_settle"]),
+          offset=st.sampled_from([0, 0, 1, -1]))
+    def time_to_due(self, kind: str, offset: int) -> None:
+        """Jump to the next due time of a kind of timer (delayed_until, a refund's or a bank
+        transfer's settlement): just before it, at it, or just after it."""
+        self._time_to(kind, offset)
+
+    def _time_to(self, kind: str | None, offset: int) -> None:
+        timers = [due for due, k in self._live_timers() if kind is None or k == kind]
+        if not timers:
+            return
+        seconds = (timers[0] - self.engine.now()).total_seconds() + offset
+        self._advance(max(seconds, 0))
+
+    # ----------------------------------------------------------- refund outcomes
+    @precondition(lambda self: self.ctx.has_clock)
+    @rule(j=INDEX, outcome=st.sampled_from(["settle", "settle", "reject", "fail"]))
+    def processor_decides(self, j: int, outcome: str) -> None:
+        """The processor settles, rejects or fails a refund now (through the control API): a
+        failed refund blocks later refunds of its payment, and a finished one cannot be
+        decided again."""
+        if self.refunds:
+            self._finish_refund(_pick(self.refunds, j), outcome)
+
+    def _finish_refund(self, label: str, outcome: str) -> None:
+        watch = [self.session.oracle.labels.get(
+            self.engine.refunds[self.session.oracle.ids[label]]["payment_id"], "")]
+        self.session.step(Call("sim", "finish_refund", (Ref(label), outcome)),
+                          rules=["refund.settlement"], watch=[w for w in watch if w])
+
+    # ------------------------------------------------------- webhook subscriptions
+    @rule(flaw=st.sampled_from(SUBSCRIPTION_FLAWS))
+    def webhook_subscription(self, flaw: str | None) -> None:
+        """CreateWebhookSubscription, well formed (then a test event of a type it does not
+        subscribe to) or with one field wrong or missing; or an unknown subscription id."""
+        self._subscription(flaw)
+
+    def _subscription(self, flaw: str | None) -> None:
+        if flaw == "missing":
+            self.session.step(Call("webhooks.subscriptions", "get", ("wbhk_orderfsm_missing",)),
+                              rules=["webhook.subscription_not_found"])
+            return
+        sub: dict[str, Any] = {"name": "conformance", "event_types": ["order.created"],
+                               "notification_url": "https://example.com/orderfsm",
+                               "enabled": False}
+        rules = {"no_url": "webhook.subscription_field_required",
+                 "no_types": "webhook.subscription_field_required",
+                 "unknown_type": "webhook.event_type_unknown",
+                 "bad_url": "webhook.notification_url_invalid"}
+        if flaw == "no_url":
+            del sub["notification_url"]
+        elif flaw == "no_types":
+            del sub["event_types"]
+        elif flaw == "unknown_type":
+            sub["event_types"] = ["order.created", "order.exploded"]
+        elif flaw == "bad_url":
+            sub["notification_url"] = "http://example.com/orderfsm"
+        label = self.session.next_label("w")
+        step = self._keyed(Call("webhooks.subscriptions", "create", (),
+                                {"subscription": sub, "idempotency_key": self._key()},
+                                (Produce(label),)),
+                           [rules.get(flaw or "", "webhook.subscription_field_required")])
+        if label in step.produced:
+            self.session.step(Call("webhooks.subscriptions", "test", (Ref(label),),
+                                   {"event_type": "payment.updated"}),
+                              rules=["webhook.test_event_type"])
+
+    # --------------------------------------------------------------------- replays
+    @rule(j=INDEX, same_body=st.booleans())
+    def replay(self, j: int, same_body: bool) -> None:
+        """Send an earlier call again under its idempotency key: with the same body (the
+        server answers as it did the first time, making nothing new) or with another body
+        (IDEMPOTENCY_KEY_REUSED; UpdateOrder answers the current order and applies nothing)."""
+        if self.keyed:
+            call, label = self.keyed[-1 - j % len(self.keyed)]
+            self._replay(call, label, same_body)
+
+    def _replay(self, call: Call, label: str, same_body: bool) -> None:
+        kwargs = dict(call.kwargs)
+        if not same_body:
+            if call.resource == "payments":
+                kwargs["note"] = "replayed with another body"
+            elif call.resource == "refunds":
+                kwargs["reason"] = "replayed with another body"
+            elif call.method == "pay":
+                kwargs["order_version"] = (kwargs.get("order_version") or 0) + 100
+            elif call.method == "clone":
+                kwargs["version"] = (kwargs.get("version") or 0) + 100
+            else:
+                kwargs["order"] = {**kwargs["order"], "reference_id": "replayed"}
+        self.session.step(Call(call.resource, call.method, call.args, kwargs, (),
+                               same_as=label if same_body else None),
+                          rules=["api.idempotency_key_reused"])
+
+    # ------------------------------------------------------------- PayOrder sums
+    @rule(which=TARGET, change=st.sampled_from(["none", "clear", "add", "half"]))
+    def authorize_then_pay_order(self, which: tuple[int, bool], change: str) -> None:
+        """Authorize a card without capture, maybe change what the order costs, then PayOrder
+        with the authorized payments: their sum matches what is due, or is more (a line item
+        was cleared) or less (an item was added, or only half was authorized)."""
+        label = self._target_order(which)
+        if label is not None:
+            self._authorize_then_pay(label, change)
+
+    def _authorize_then_pay(self, label: str, change: str) -> None:
+        amount = "half" if change == "half" else "due"
+        if self._create_payment(label, CARD_OK, False, amount, None) is None:
+            return
+        if change in ("clear", "add"):
+            self._edit_line_items(label, change, "current")
+        rec = self._order(label)
+        ids = [lb for lb in self.payments if self._payment(lb).get("order_id") == rec["id"]
+               and self._payment(lb)["status"] == "APPROVED"]
+        self._keyed(Call("orders", "pay", (Ref(label),), {
+            "idempotency_key": self._key(), "order_version": rec["version"],
+            "payment_ids": [Ref(lb) for lb in ids]}),
+            ["pay_order.amount_mismatch", "pay_order.settles"])
+
+    # ---------------------------------------------------------- lookups and misuse
+    @rule(misuse=st.sampled_from(MISUSES))
+    def api_misuse(self, misuse: str) -> None:
+        """Requests any server must refuse the same way: unknown ids, a bad cursor, too many
+        ids, a limit out of range, a malformed Authorization header."""
+        self._misuse(misuse)
+
+    def _misuse(self, misuse: str) -> None:
+        ghost = "orderfsm-no-such-object"
+        calls = {
+            "order": (Call("orders", "get", (ghost,)), "order.not_found"),
+            "update_order": (Call("orders", "update", (ghost,), {
+                "order": {"location_id": LOCATION, "version": 1},
+                "idempotency_key": self._key()}), "order.not_found"),
+            "payment": (Call("payments", "get", (ghost,)), "payment.not_found"),
+            "complete_payment": (Call("payments", "complete", (ghost,)), "payment.not_found"),
+            "refund": (Call("refunds", "get", (ghost,)), "refund.not_found"),
+            "location": (Call("locations", "get", (ghost,)), "location.not_found"),
+            "cursor": (Call("payments", "list", (), {"cursor": "bm90LWEtY3Vyc29y"}),
+                       "api.invalid_cursor"),
+            "limit": (Call("payments", "list", (), {"limit": 0}), "api.invalid_value"),
+            "batch": (Call("orders", "batch_get", (), {
+                "order_ids": [f"{ghost}-{i}" for i in range(101)]}), "api.too_many_ids"),
+            "auth": (Call("locations", "get", ("main",), auth="Basic b3JkZXJmc20="),
+                     "api.unauthorized"),
+        }
+        call, rule_id = calls[misuse]
+        self.session.step(call, rules=[rule_id])
+
+    @rule(which=TARGET, version=st.sampled_from(["current", "current", "stale", "missing"]))
+    def clone_order(self, which: tuple[int, bool], version: str) -> None:
+        """CloneOrder: a DRAFT copy of the order's line items."""
+        items = list(self.orders)
+        label = _choose(items, items, which)
+        if label is not None:
+            self._clone(label, version)
+
+    def _clone(self, label: str, version: str) -> None:
+        kwargs: dict[str, Any] = {"order_id": Ref(label)}
+        current = self._order(label)["version"]
+        if version != "missing":
+            kwargs["version"] = current if version == "current" else current + 1
+        kwargs["idempotency_key"] = self._key()
+        step = self._keyed(Call("orders", "clone", (), kwargs,
+                                (Produce(self.session.next_label("o")),)),
+                           ["order.clone_is_draft"])
+        self._track(step)
+
+    # ------------------------------------------------------------- coverage aims
+    @initialize(k=AIM_CHOICE)
+    def open_with_aim(self, k: int) -> None:
+        """Every sequence starts with a short scenario aimed at a rule checked least so far."""
+        self._aim(k)
+
+    @rule(k=AIM_CHOICE)
+    def aim(self, k: int) -> None:
+        self._aim(k)
+
+    def _aim(self, k: int) -> None:
+        targets = aim_targets(self.ctx.has_clock)
+        order = sorted(targets, key=lambda r: (self.counts.get(r, 0), self.aimed.get(r, 0),
+                                               targets.index(r)))
+        target = order[k % len(order)]
+        self.aimed[target] = self.aimed.get(target, 0) + 1
+        self.ctx.note_aim(target)
+        getattr(self, AIMS[target][0])(*AIMS[target][1:])
+
+    def _new_order(self, pickup: bool = False, state: str = "OPEN",
+                   lines: tuple[tuple[int, int], ...] = ((1, 1000),),
+                   flaw: str | None = None) -> str | None:
+        before = len(self.orders)
+        self._create_order(list(lines), pickup, state, flaw)
+        return self.orders[-1] if len(self.orders) > before else None
+
+    def _paid(self, pickup: bool = True, amount: int = 1000) -> tuple[str, str] | None:
+        o = self._new_order(pickup, lines=((1, amount),))
+        if o is None:
+            return None
+        p = self._create_payment(o, CARD_OK, True, "due", None)
+        return None if p is None else (o, p)
+
+    def _authorized(self, delay: tuple[str | None, str | None] | None = None,
+                    pickup: bool = True) -> tuple[str, str] | None:
+        o = self._new_order(pickup)
+        if o is None:
+            return None
+        p = self._create_payment(o, CARD_OK, False, "due", delay)
+        return None if p is None else (o, p)
+
+    def aim_order(self, pickup: bool, state: str, then: str, *args: Any) -> None:
+        o = self._new_order(pickup, state)
+        if o is None:
+            return
+        if then == "state":
+            self._change_state_of(o, args[0], args[1], "current")
+            if len(args) > 2:
+                self._edit_line_items(o, "add", "current")
+        elif then == "edit":
+            self._edit_line_items(o, args[0], args[1])
+        elif then == "move":
+            for state_ in args:
+                self._move_fulfillment_of(o, state_, "current")
+        elif then == "pay":
+            self._create_payment(o, CARD_OK, True, args[0], None)
+        elif then == "fulfillment":
+            self._add_fulfillment(o, "current", args[0])
+        elif then == "clone":
+            self._clone(o, args[0])
+        elif then == "replay":
+            call, label = self.keyed[-1]
+            self._replay(call, label, args[0])
+
+    def aim_flawed_order(self, flaw: str) -> None:
+        self._new_order(False, flaw=flaw)
+
+    def aim_paid(self, then: str, *args: Any) -> None:
+        found = self._paid(pickup=then != "autocomplete")
+        if found is None:
+            return
+        o, p = found
+        if then == "state":
+            self._change_state_of(o, "CANCELED", "CANCELED", "current")
+        elif then == "edit":
+            self._edit_line_items(o, "add", "current")
+        elif then == "complete":
+            self._complete(p)
+        elif then == "finish":
+            self._move_fulfillment_of(o, "COMPLETED", "current")
+            self._change_state_of(o, "COMPLETED", None, "current")
+        elif then == "pay_order":
+            self._keyed(Call("orders", "pay", (Ref(o),), {
+                "idempotency_key": self._key(), "payment_ids": [Ref(p)]}),
+                ["pay_order.amount_mismatch", "pay_order.settles"])
+        elif then == "refund":
+            for amount in args:
+                if amount == "stale":
+                    self._refund_amount(p, "part", "initial")
+                else:
+                    self._refund_amount(p, amount)
+        elif then == "settle":
+            self._refund_amount(p, "part")
+            self._time_to("refund_settle", args[0])
+        elif then == "old":
+            self._advance(366 * 24 * 3600)
+            self._refund_amount(p, "part")
+        elif then == "many":
+            for _ in range(21):
+                self._refund(p, 1, None)
+
+    def aim_authorized(self, then: str, *args: Any) -> None:
+        found = self._authorized(("PT1M", None) if then in ("expire", "expired") else None)
+        if found is None:
+            return
+        o, p = found
+        if then == "complete":
+            self._complete(p, "current")
+        elif then == "cancel":
+            self._cancel_payment(p, args[0])
+            self._complete(p)
+        elif then == "refund":
+            if args and args[0] == "cancel":
+                self._cancel_payment(p, False)
+            self._refund_amount(p, "part")
+        elif then in ("expire", "expired"):
+            self._time_to("payment_delay", 1)
+            if then == "expired":
+                self._complete(p)
+        elif then == "pay":
+            self._authorize_then_pay(o, args[0])
+        elif then == "pay_stale":
+            self._keyed(Call("orders", "pay", (Ref(o),), {
+                "idempotency_key": self._key(), "order_version": self._order(o)["version"] + 1,
+                "payment_ids": [Ref(p)]}), ["pay_order.version_mismatch"])
+        elif then == "other_order":
+            other = self._new_order()
+            if other is not None:
+                self._keyed(Call("orders", "pay", (Ref(other),), {
+                    "idempotency_key": self._key(), "payment_ids": [Ref(p)]}),
+                    ["pay_order.payment_wrong_order"])
+
+    def aim_payment(self, flaw: str | None, source: str = CARD_OK, then: str = "") -> None:
+        o = self._new_order(True)
+        p = self._create_payment(o, source, True, "due", None, flaw)
+        if p is None:
+            return
+        if then == "complete":
+            self._complete(p)
+        elif then == "settle":
+            self._time_to("bank_settle", 1)
+
+    def aim_misuse(self, misuse: str) -> None:
+        self._misuse(misuse)
+
+    def aim_refund_outcome(self, first: str, then: str) -> None:
+        found = self._paid()
+        if found is None:
+            return
+        p = found[1]
+        self._refund_amount(p, "part")
+        if self.refunds:
+            self._finish_refund(self.refunds[-1], first)
+            if then == "refund":
+                self._refund_amount(p, "part")
+            else:
+                self._finish_refund(self.refunds[-1], then)
+
+    def aim_subscription(self, flaw: str | None) -> None:
+        self._subscription(flaw)
+
     def teardown(self) -> None:
-        self.ctx.finished(self.session)
+        self.ctx.finished(self.session, self.start_counts)

@@ -36,11 +36,28 @@ class DivergenceReport:
     steps: list[dict[str, Any]]
     snippet: str
     flaky: bool = False
+    # decision: one side accepted what the other rejected; error: both rejected, with another
+    # status, category, code or field; state: both accepted (or rejected) and an object differs
+    kind: str = "state"
+    found_after_examples: int = 0  # sequences run when it was first seen
+    found_after_seconds: float = 0.0
+    shrink_seconds: float = 0.0
+
+    @property
+    def headline(self) -> str:
+        """The rule and what kind of difference it is, in words."""
+        what = {"decision": "a different decision (accepted vs rejected)",
+                "error": "a different error (status, category, code or field)",
+                "state": "a different resulting state"}[self.kind]
+        return f"{self.rule_id}: {what}"
 
     def to_json(self) -> dict[str, Any]:
-        return {"rule": self.rule_id, "attributed_by": self.attributed_by,
+        return {"rule": self.rule_id, "kind": self.kind, "attributed_by": self.attributed_by,
                 "summary": self.summary, "mismatches": self.mismatches, "steps": self.steps,
-                "snippet": self.snippet, "flaky": self.flaky}
+                "snippet": self.snippet, "flaky": self.flaky,
+                "found_after_examples": self.found_after_examples,
+                "found_after_seconds": round(self.found_after_seconds, 3),
+                "shrink_seconds": round(self.shrink_seconds, 3)}
 
 
 @dataclass(slots=True)
@@ -58,10 +75,23 @@ class Report:
     server: dict[str, Any]
     rules: dict[str, RuleStats] = field(default_factory=dict)
     divergences: list[DivergenceReport] = field(default_factory=list)
+    targeted: list[str] = field(default_factory=list)  # rules the runner has steps for here
+    out_of_reach: dict[str, str] = field(default_factory=dict)  # other catalog rules, and why
+    search_seconds: float = 0.0  # generating and comparing, before shrinking
+    shrink_replays: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.divergences
+
+    @property
+    def unchecked(self) -> list[str]:
+        """Rules the runner can reach on this server that this run never checked."""
+        return [r for r in self.targeted if r not in self.rules or not self.rules[r].checked]
+
+    @property
+    def checked(self) -> list[str]:
+        return sorted(r for r, s in self.rules.items() if s.checked)
 
     @property
     def examples_per_second(self) -> float:
@@ -77,11 +107,15 @@ class Report:
             "steps_run": self.steps_run,
             "stateful_step_count": self.stateful_step_count,
             "duration_seconds": round(self.duration_seconds, 3),
+            "search_seconds": round(self.search_seconds, 3),
+            "shrink_replays": self.shrink_replays,
             "examples_per_second": round(self.examples_per_second, 2),
             "variants": dict(self.variants),
             "server": dict(self.server),
             "rules": [{"rule": rid, **stats.to_json()}
                       for rid, stats in sorted(self.rules.items())],
+            "unchecked": self.unchecked,
+            "out_of_reach": dict(self.out_of_reach),
             "divergences": [d.to_json() for d in self.divergences],
         }
 
@@ -105,12 +139,19 @@ class Report:
         if changed:
             console.print(Text("oracle variants: "
                                + ", ".join(f"{k}={v}" for k, v in changed.items())))
+        reached = len(self.targeted) - len(self.unchecked)
+        console.print(Text(f"{reached} of the {len(self.targeted)} rules the runner can reach on "
+                           f"this server were checked; {len(self.out_of_reach)} catalog rules "
+                           "are out of its reach (--report json lists them, with the reason)"))
+        if self.unchecked:
+            console.print(Text("zero checks: " + ", ".join(self.unchecked), style="yellow"),
+                          soft_wrap=True)
         if self.ok:
             console.print(Text("no divergence", style="bold green"))
             return
         console.print(Text(f"{len(self.divergences)} divergence(s)", style="bold red"))
         for d in self.divergences:
-            console.print(Text(f"\n{d.rule_id}", style="bold red")
+            console.print(Text(f"\n{d.headline}", style="bold red")
                           + Text(f"  ({d.attributed_by}{', flaky' if d.flaky else ''}): "
                                  f"{d.summary}"))
             console.print(Text("minimal sequence, as a script (python snippet.py):", style="dim"))

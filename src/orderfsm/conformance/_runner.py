@@ -15,21 +15,45 @@ import httpx
 from hypothesis import HealthCheck, Phase, Verbosity
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as Settings
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, FlakyStrategyDefinition
 from hypothesis.stateful import run_state_machine_as_test
 
 from ..clock import ManualClock
 from ..engine import Engine
 from ..rules import Variants
-from ._machine import ConformanceMachine
+from ..rules import CATALOG
+from ._machine import ConformanceMachine, aim_targets
 from ._report import DivergenceReport, Report, RuleStats
-from ._session import Divergence, Session
+from ._calls import Ref, Token
+from ._session import SWEEP, Divergence, Session
 from ._sides import RO, Control, OracleSide, ServerSide, ServerUnreachable
 from ._snippet import describe_steps, render_snippet
 
-__all__ = ["ConformanceError", "Target", "connect", "run", "DEFAULT_STEPS"]
+__all__ = ["ConformanceError", "Target", "connect", "run", "DEFAULT_STEPS", "DEFAULT_SHRINK_SECONDS",
+           "reach"]
 
 DEFAULT_STEPS = 12
+DEFAULT_SHRINK_SECONDS = 4.0  # time spent shrinking each divergence, at most
+SHRINK_REPLAYS = 150  # and replays per divergence, at most
+
+# Catalog rules no step of the runner exercises, and why.
+OUT_OF_REACH = {
+    "webhook.": "webhook deliveries (envelope, signature, retries) need a receiver; the runner "
+                "checks the subscription API only",
+}
+
+
+def reach(has_clock: bool) -> tuple[list[str], dict[str, str]]:
+    """The catalog rules a run checks on a server (with or without a controllable clock) and
+    the others, each with the reason it is out of reach."""
+    targets = aim_targets(has_clock)
+    out: dict[str, str] = {}
+    for rule_id in CATALOG:
+        if rule_id in targets:
+            continue
+        why = next((w for prefix, w in OUT_OF_REACH.items() if rule_id.startswith(prefix)), None)
+        out[rule_id] = why or "needs the server's control API (clock, processor decisions)"
+    return targets, out
 
 
 class ConformanceError(Exception):
@@ -144,8 +168,14 @@ class _Context:
         self.currency = target.currency
         self.has_clock = target.has_clock
         self.passed: Counter[str] = Counter()
+        self.aimed: Counter[str] = Counter()
+        self.frozen: dict[str, int] | None = None
         self.runs = 0
         self.steps = 0
+        self.replays = 0
+        self.started = time.perf_counter()
+        # The first divergence of each rule: (divergence, sequences run, seconds) when found.
+        self.found: dict[str, tuple[Divergence, int, float]] = {}
 
     def make_oracle(self, variants: Mapping[str, str]) -> OracleSide:
         engine = Engine(clock=ManualClock(), variants=Variants(dict(variants)),
@@ -153,20 +183,38 @@ class _Context:
                         refund_settle_delay=timedelta(seconds=self.settle))
         return OracleSide(engine)
 
-    def new_session(self) -> Session:
-        self.runs += 1
-        if self.target.has_reset and self.runs > 1:
+    def new_session(self, replay: bool = False) -> Session:
+        if replay:
+            self.replays += 1
+        else:
+            self.runs += 1
+        if self.target.has_reset and (self.runs > 1 or replay):
             self.target.control.reset()
         server = ServerSide(self.target.client, self.target.control, self.target.location_id)
         return Session(self.make_oracle(self.variants), server, make_oracle=self.make_oracle,
                        settles_by_itself=not self.has_clock)
 
-    def finished(self, session: Session) -> None:
-        if self.sweep:
-            session.sweep()
-        if not session.diverged:
-            self.passed.update(session.passed)
-            self.steps += len(session.steps)
+    def aim_counts(self) -> dict[str, int]:
+        return dict(self.frozen if self.frozen is not None else self.passed)
+
+    def note_aim(self, rule_id: str) -> None:
+        self.aimed[rule_id] += 1
+
+    def finished(self, session: Session, start_counts: dict[str, int]) -> None:
+        try:
+            if self.sweep:
+                session.sweep()
+        finally:
+            div = session.divergence
+            if div is None:
+                self.passed.update(session.passed)
+                self.steps += len(session.steps)
+            else:
+                if self.frozen is None:
+                    self.frozen = dict(start_counts)
+                if div.rule_id not in self.found:
+                    self.found[div.rule_id] = (div, self.runs,
+                                               time.perf_counter() - self.started)
 
 
 def _flatten(exc: BaseException, flaky: bool = False) -> list[tuple[BaseException, bool]]:
@@ -191,6 +239,7 @@ def run(
     sweep: bool = True,
     refund_settle_seconds: float | None = None,
     keep_going: bool = False,
+    shrink_seconds: float = DEFAULT_SHRINK_SECONDS,
 ) -> Report:
     """Run random call sequences against the server at ``base_url`` and against the orderfsm
     engine configured with ``variants``, and report where they differ, per rule.
@@ -200,7 +249,8 @@ def run(
     of a sequence. The run stops at the first divergence and shrinks it, unless ``keep_going``
     (then every distinct diverging rule found in ``examples`` sequences is shrunk and
     reported). ``sweep`` compares every object once more at the end of each sequence.
-    Raises :class:`ConformanceError` when the run cannot start."""
+    ``shrink_seconds`` bounds the time spent shrinking each divergence (by replaying shorter
+    call lists against a reset server). Raises :class:`ConformanceError` when the run cannot start."""
     if examples < 1:
         raise ConformanceError("--examples must be at least 1")
     if steps < 1:
@@ -220,23 +270,33 @@ def run(
         settings = Settings(
             max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
             suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-            report_multiple_bugs=keep_going, phases=[Phase.explicit, Phase.generate, Phase.shrink],
+            report_multiple_bugs=keep_going, phases=[Phase.explicit, Phase.generate],
             print_blob=False)
 
         def factory() -> ConformanceMachine:
             return ConformanceMachine(ctx)
 
-        started = time.perf_counter()
-        found: list[tuple[BaseException, bool]] = []
+        started = ctx.started = time.perf_counter()
         try:
             run_state_machine_as_test(hypothesis_seed(seed)(factory), settings=settings)
         except BaseException as exc:  # noqa: BLE001 - sorted below; anything else re-raised
-            found = _flatten(exc)
-            others = [e for e, _ in found if not isinstance(e, Divergence)]
+            # Divergences are taken from the context (the first of each rule, as found); a
+            # Flaky only says hypothesis' final replay of one did not diverge the same way.
+            others = [e for e, _ in _flatten(exc) if isinstance(e, FlakyStrategyDefinition)
+                      or not isinstance(e, (Divergence, Flaky))]
             if others:
                 if isinstance(others[0], ServerUnreachable):
                     raise ConformanceError(str(others[0])) from None
                 raise others[0]
+        search = time.perf_counter() - started
+        firsts = sorted(ctx.found.values(), key=lambda f: f[1])
+        if not keep_going:
+            firsts = firsts[:1]
+        shrunk = []
+        for div, runs, seconds in firsts:
+            t0 = time.perf_counter()
+            small, flaky = _shrink(ctx, div, shrink_seconds)
+            shrunk.append((small, flaky, runs, seconds, time.perf_counter() - t0))
         duration = time.perf_counter() - started
     finally:
         target.close()
@@ -245,22 +305,111 @@ def run(
     for rule_id, n in ctx.passed.items():
         stats[rule_id] = RuleStats(checked=n, passed=n)
     divergences = []
-    seen = set()
-    for exc, flaky in found:
-        assert isinstance(exc, Divergence)
-        key = (exc.rule_id, str(exc))
-        if key in seen:
-            continue
-        seen.add(key)
+    for exc, flaky, runs, seconds, shrink in shrunk:
         s = stats.setdefault(exc.rule_id, RuleStats())
         s.checked += 1
         s.diverged += 1
         divergences.append(DivergenceReport(
             exc.rule_id, exc.how, "; ".join(m.describe() for m in exc.mismatches),
             [m.to_json() for m in exc.mismatches], describe_steps(exc.steps),
-            render_snippet(exc, base_url=base_url, reset=target.has_reset), flaky))
+            render_snippet(exc, base_url=base_url, reset=target.has_reset), flaky,
+            kind=exc.kind, found_after_examples=runs, found_after_seconds=seconds,
+            shrink_seconds=shrink))
+    targets, out_of_reach = reach(target.has_clock)
     return Report(
         base_url=base_url, seed=seed, examples=examples, examples_run=ctx.runs,
         steps_run=ctx.steps, stateful_step_count=steps, duration_seconds=duration,
         variants=dict(oracle_variants), server=target.describe(), rules=stats,
-        divergences=divergences)
+        divergences=divergences, targeted=targets, out_of_reach=out_of_reach,
+        search_seconds=search, shrink_replays=ctx.replays)
+
+
+def _labels(value: Any, out: set[str]) -> None:
+    if isinstance(value, (Ref, Token)):
+        out.add(value.label)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _labels(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _labels(v, out)
+
+
+def _slice(steps: list[Any]) -> list[Any]:
+    """The steps that made or touched the objects the last step involves, transitively, and
+    the clock's steps."""
+    last = steps[-1]
+    wanted: set[str] = set(last.produced) | set(last.server_views) | set(last.watch)
+    _labels(last.call.args, wanted)
+    _labels(dict(last.call.kwargs), wanted)
+    if last.call.same_as:
+        wanted.add(last.call.same_as)
+    for m in last.mismatches:
+        if m.label:
+            wanted.add(m.label)
+    kept = [last]
+    for st in reversed(steps[:-1]):
+        mine: set[str] = set(st.produced)
+        _labels(st.call.args, mine)
+        _labels(dict(st.call.kwargs), mine)
+        if st.call.resource == "sim" or mine & wanted:
+            kept.append(st)
+            wanted |= mine
+    return kept[::-1]
+
+
+def _shrink(ctx: _Context, div: Divergence, budget: float) -> tuple[Divergence, bool]:
+    """A shorter call list that diverges on the same rule, found by replaying candidates
+    (chunks of steps left out, largest first) against a reset server for at most ``budget``
+    seconds. Returns the smallest divergence found and whether the original failed to
+    reproduce (flaky)."""
+    steps = [st for st in div.steps if st.call.method != SWEEP]
+    sweep = div.steps[-1].call.method == SWEEP
+    deadline = time.perf_counter() + budget
+    replays = 0
+
+    def attempt(candidate: list[Any]) -> Divergence | None:
+        nonlocal replays
+        replays += 1
+        session = ctx.new_session(replay=True)
+        try:
+            for st in candidate:
+                session.step(st.call, rules=st.rules, watch=st.watch)
+            if sweep:
+                session.sweep()
+        except Divergence as found:
+            return found if found.rule_id == div.rule_id else None
+        except (KeyError, TypeError):  # a step refers to an object no kept step made
+            return None
+        return None
+
+    # First the slice of the sequence that touches the objects of the diverging step (and the
+    # clock), which is most often already minimal; then chunks of what is left, largest first.
+    first = attempt(_slice(steps))
+    if first is None:
+        first = attempt(steps)
+        if first is None:
+            return div, True
+    best_div = first
+    best = [st for st in first.steps if st.call.method != SWEEP]
+    chunks = 2
+    while len(best) > 1 and time.perf_counter() < deadline and replays < SHRINK_REPLAYS:
+        size = max(1, (len(best) - 1) // chunks)
+        improved = False
+        # the last step is where the divergence shows: keep it
+        for start in range(len(best) - 1 - size, -1, -size):
+            if time.perf_counter() >= deadline or replays >= SHRINK_REPLAYS:
+                break
+            found = attempt(best[:start] + best[start + size:])
+            if found is not None:
+                best_div = found
+                best = [st for st in found.steps if st.call.method != SWEEP]
+                improved = True
+                break
+        if improved:
+            chunks = max(chunks - 1, 2)
+        elif size == 1:
+            break
+        else:
+            chunks = min(chunks * 2, max(len(best) - 1, 1))
+    return best_div, False

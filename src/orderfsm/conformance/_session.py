@@ -12,7 +12,7 @@ from ._calls import Call, Ref
 from ._sides import KIND_OF, OracleSide, Outcome, ServerSide
 
 __all__ = ["Mismatch", "Step", "Divergence", "Session", "rule_for_error", "divergence_type",
-           "SWEEP", "disagreement"]
+           "SWEEP", "disagreement", "KINDS", "kind_of"]
 
 SWEEP = "check_state"  # the pseudo call that compares every object at the end of a sequence
 
@@ -31,6 +31,9 @@ class Mismatch:
     field: str | None = None
 
     def describe(self) -> str:
+        if self.what == "field" and self.field == "id":
+            return (f"a replay with the same idempotency key: orderfsm answers with "
+                    f"{self.expected}, the server with {self.actual}")
         if self.what == "outcome":
             return f"orderfsm {_verdict(self.expected)}; the server {_verdict(self.actual)}"
         if self.what == "error":
@@ -71,6 +74,21 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+# What kind of difference a divergence is: the server decided otherwise (accepted what the
+# oracle rejects, or the reverse), rejected with another error (status, category, code or
+# field), or left another state behind (objects, their fields, the response's object).
+KINDS = {"outcome": "decision", "error": "error", "response": "state", "field": "state"}
+
+
+def kind_of(mismatches: list[Mismatch]) -> str:
+    """decision, error or state (a decision difference outranks the others)."""
+    found = {KINDS[m.what] for m in mismatches}
+    for kind in ("decision", "error", "state"):
+        if kind in found:
+            return kind
+    return "state"
+
+
 @dataclass(slots=True)
 class Step:
     call: Call
@@ -81,6 +99,7 @@ class Step:
     server_object: bool = False  # whether the server's answer held the main object
     server_views: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     mismatches: list[Mismatch] = field(default_factory=list)
+    watch: tuple[str, ...] = ()  # objects re-read after the step even if the oracle's did not change
 
     @property
     def label(self) -> str | None:
@@ -108,6 +127,10 @@ class Divergence(AssertionError):
     @property
     def mismatches(self) -> list[Mismatch]:
         return self.steps[-1].mismatches
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.mismatches)
 
 
 _TYPES: dict[str, type[Divergence]] = {}
@@ -170,6 +193,7 @@ class Session:
         self.oracle_views: dict[str, dict[str, Any]] = {}
         self.passed: Counter[str] = Counter()
         self.diverged = False
+        self.divergence: Divergence | None = None
         self._counters: Counter[str] = Counter()
 
     def next_label(self, prefix: str) -> str:
@@ -193,7 +217,8 @@ class Session:
         """Run ``call`` on both sides and compare; raise a :class:`Divergence` on a difference."""
         o = self.oracle.execute(call)
         s = self.server.execute(call)
-        st = Step(call, tuple(rules), o.summary(), s.summary(), server_object=s.obj is not None)
+        st = Step(call, tuple(rules), o.summary(), s.summary(), server_object=s.obj is not None,
+                  watch=tuple(watch))
         self.steps.append(st)
         st.mismatches = _compare_outcomes(o, st.server)
         if o.ok and s.ok and call.result_name and (o.obj is None) != (s.obj is None):
@@ -216,6 +241,12 @@ class Session:
                         self.server.first_tokens[p.label] = s.obj.version_token
                     produced.append(p.label)
         st.produced = tuple(produced)
+        if call.same_as and o.obj is not None and s.obj is not None:
+            expected = self.oracle.labels.get(o.obj.id, "a new object")
+            actual = self.server.labels.get(s.obj.id, "a new object")
+            if expected != actual:
+                st.mismatches.append(Mismatch("field", expected, actual, call.same_as,
+                                              self.kinds.get(call.same_as), "id"))
 
         after = {label: _side_view(self.oracle, label) for label in self.kinds}
         main = st.label
@@ -226,7 +257,7 @@ class Session:
                                 st.mismatches)
         recheck = [label for label in self.kinds
                    if label not in st.server_views
-                   and (after[label] != self.oracle_views.get(label) or label in watch)]
+                   and (after[label] != self.oracle_views.get(label) or label in st.watch)]
         for label in recheck:
             st.server_views[label] = _side_view(self.server, label)
             self._compare_views(label, after[label], st.server_views[label], st.mismatches)
@@ -257,7 +288,8 @@ class Session:
     def _diverge(self, st: Step) -> None:
         self.diverged = True
         rule, how = self.attribute(st)
-        raise divergence_type(rule)(rule, self.steps, how)
+        self.divergence = divergence_type(rule)(rule, self.steps, how)
+        raise self.divergence
 
     def attribute(self, st: Step) -> tuple[str, str]:
         variant = self.explaining_variant()
@@ -271,13 +303,36 @@ class Session:
             rule = rule_for_error(s.get("code"), s.get("field"), s.get("detail"))
             if rule is not None:
                 return rule, "server-error"
-        fields = {m.field for m in st.mismatches if m.what == "field"}
-        if fields == {"version"}:
-            return "order.version_increments", "field"
+        field_rule = self._field_rule(st)
+        if field_rule is not None:
+            return field_rule, "field"
         previous = [p for p in self.steps[:-1] if p.rules] if st.call.method == SWEEP else [st]
         if previous and previous[-1].rules:
             return previous[-1].rules[0], "step"
         return "unattributed", "none"
+
+    def _field_rule(self, st: Step) -> str | None:
+        """The rule that owns the differing state, when the fields say so on their own."""
+        fields = {(m.kind, m.field) for m in st.mismatches if m.what == "field"}
+        if not fields:
+            return None
+        if any(f == "id" for _, f in fields):
+            return "api.idempotency_key_reused"
+        if {f for _, f in fields} == {"version"}:
+            return "order.version_increments"
+        if ("refund", "status") in fields:
+            return "refund.settlement"
+        if st.call.method == "advance_clock":
+            for m in st.mismatches:
+                if m.kind == "payment" and m.field == "status" and m.label:
+                    rec = self.oracle.read("payment", m.label)
+                    if rec is not None and rec.source_type == "BANK_ACCOUNT":
+                        return "payment.bank_settles"
+                    return "payment.delayed_action"
+        if st.call.resource == "refunds" and fields & {("payment", "refunded_money"),
+                                                         ("payment", "refund_ids")}:
+            return "refund.return_order"
+        return None
 
     def explaining_variant(self) -> str | None:
         """The variant whose other value makes the oracle agree with the server on every step

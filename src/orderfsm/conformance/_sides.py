@@ -7,6 +7,7 @@ on the oracle side), so one set of field expressions reads both and prints into 
 
 from __future__ import annotations
 
+import json
 import uuid
 import warnings
 from urllib.parse import quote
@@ -17,13 +18,25 @@ import httpx
 
 from ..engine import Engine
 from ..errors import SquareError
+from ..rules import violation
 from ._calls import KEY, LOCATION, Call, NamedKey, Ref, Token, Version, resolve
 
 __all__ = ["Obj", "Outcome", "OracleSide", "ServerSide", "Control", "ServerUnreachable",
            "FIELDS", "KIND_OF", "view", "read_field"]
 
 RO = {"max_retries": 0}
-KIND_OF = {"o": "order", "p": "payment", "r": "refund"}
+KIND_OF = {"o": "order", "p": "payment", "r": "refund", "w": "subscription"}
+# Webhook event types Square documents that the runner subscribes to (it sends no others
+# except deliberately unknown ones).
+KNOWN_EVENT_TYPES = ("order.created", "order.updated", "order.fulfillment.updated",
+                     "payment.created", "payment.updated", "refund.created", "refund.updated")
+# Commands under an idempotency key, by SDK method: a replay with the same key and body answers
+# what the first call answered; another body is IDEMPOTENCY_KEY_REUSED (UpdateOrder answers the
+# current order instead and applies nothing).
+IDEMPOTENT = {("orders", "create"): "CreateOrder", ("orders", "update"): "UpdateOrder",
+              ("orders", "pay"): "PayOrder", ("orders", "clone"): "CloneOrder",
+              ("payments", "create"): "CreatePayment", ("refunds", "refund_payment"): "RefundPayment"}
+BATCH_MAX = 100  # BatchRetrieveOrders ids
 
 
 class ServerUnreachable(RuntimeError):
@@ -79,7 +92,14 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         "amount_money": ("x.amount_money.amount if x.amount_money else None", False),
         "payment_id": ("x.payment_id", True),
     },
+    "subscription": {
+        "event_types": ("sorted(x.event_types or [])", False),
+        "enabled": ("x.enabled", False),
+        "notification_url": ("x.notification_url", False),
+    },
 }
+PATHS = {"order": "/v2/orders/", "payment": "/v2/payments/", "refund": "/v2/refunds/",
+         "subscription": "/v2/webhooks/subscriptions/"}
 _COMPILED = {kind: {name: compile(expr, f"<{kind}.{name}>", "eval")
                     for name, (expr, _) in fields.items()} for kind, fields in FIELDS.items()}
 
@@ -171,6 +191,9 @@ class OracleSide(_Side):
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine.main_location_id)
         self.engine = engine
+        self._keys: dict[tuple[str, str], tuple[str, Outcome]] = {}
+        # The engine keeps no webhook subscriptions: the oracle holds them here.
+        self.subscriptions: dict[str, dict[str, Any]] = {}
 
     def current_token(self, label: str) -> str | None:
         return self.engine.payments[self.ids[label]].get("version_token")
@@ -178,10 +201,62 @@ class OracleSide(_Side):
     def execute(self, call: Call) -> Outcome:
         args = resolve(call.args, self._resolve)
         kw = resolve(dict(call.kwargs), self._resolve)
+        if call.auth is not None:
+            return _rejected(violation("api.unauthorized"), call)
+        endpoint = IDEMPOTENT.get((call.resource, call.method))
+        ikey = kw.get("idempotency_key")
+        if endpoint is None or not ikey:
+            return self._run(call, args, kw)
+        if args:
+            endpoint += ":" + str(args[0])
+        fp = json.dumps([args, kw], sort_keys=True, default=str)
+        stored = self._keys.get((endpoint, ikey))
+        if stored is not None:
+            if call.method == "update":
+                try:
+                    return Outcome(True, Obj(self.engine.get_order(args[0])))
+                except SquareError as err:
+                    return _rejected(err, call)
+            if stored[0] != fp:
+                return _rejected(violation("api.idempotency_key_reused"), call)
+            return stored[1]
+        out = self._run(call, args, kw)
+        if out.ok or (out.obj is not None and call.method != "update"):
+            self._keys[(endpoint, ikey)] = (fp, out)
+        return out
+
+    def _run(self, call: Call, args: list[Any], kw: dict[str, Any]) -> Outcome:
         eng = self.engine
         key = (call.resource, call.method)
         try:
-            if key == ("orders", "create"):
+            if key == ("orders", "get"):
+                obj = eng.get_order(args[0])
+            elif key == ("payments", "get"):
+                obj = eng.get_payment(args[0])
+            elif key == ("refunds", "get"):
+                obj = eng.get_refund(args[0])
+            elif key == ("locations", "get"):
+                obj = eng.get_location(args[0])
+            elif call.resource == "webhooks.subscriptions":
+                obj = self._subscriptions(call.method, args, kw)
+            elif key == ("sim", "finish_refund"):
+                obj = {"settle": eng.settle_refund, "reject": eng.reject_refund,
+                       "fail": eng.fail_refund}[args[1]](args[0])
+            elif key == ("orders", "clone"):
+                obj = eng.clone_order(kw["order_id"], kw.get("version"))
+            elif key == ("orders", "batch_get"):
+                if len(kw["order_ids"]) > BATCH_MAX:
+                    raise violation("api.too_many_ids", maximum=BATCH_MAX, field="order_ids")
+                return Outcome(True)
+            elif key == ("payments", "list"):
+                limit = kw.get("limit")
+                if limit is not None and not 1 <= limit <= 100:
+                    raise violation("api.invalid_value", field="limit",
+                                    reason="`limit` must be between 1 and 100.")
+                if kw.get("cursor"):
+                    raise violation("api.invalid_cursor", cursor=kw["cursor"])
+                return Outcome(True)
+            elif key == ("orders", "create"):
                 obj = eng.create_order(kw["order"])
             elif key == ("orders", "update"):
                 obj = eng.update_order(args[0], kw.get("order") or {}, kw.get("fields_to_clear"))
@@ -204,16 +279,41 @@ class OracleSide(_Side):
             else:  # pragma: no cover - a programming error
                 raise ValueError(f"the oracle cannot run {call.describe()}")
         except SquareError as err:
-            first = err.first
-            extra = err.extra.get(call.result_name or "")
-            return Outcome(False, Obj(extra) if extra else None, err.status, first.category,
-                           first.code, first.field, first.detail, err.rule_id)
+            return _rejected(err, call)
         return Outcome(True, Obj(obj))
+
+    def _subscriptions(self, method: str, args: list[Any], kw: dict[str, Any]) -> Any:
+        """Webhook subscriptions as the catalog's webhook.* rules describe them."""
+        if method == "create":
+            sub = {k: v for k, v in (kw.get("subscription") or {}).items() if v is not None}
+            for name in ("notification_url", "event_types"):
+                if not sub.get(name):
+                    raise violation("webhook.subscription_field_required", name=name)
+            for i, etype in enumerate(sub["event_types"]):
+                if etype not in KNOWN_EVENT_TYPES:
+                    raise violation("webhook.event_type_unknown", event_type=etype, index=i)
+            reason = _url_problem(sub["notification_url"])
+            if reason is not None:
+                raise violation("webhook.notification_url_invalid", reason=reason)
+            ident = f"wbhk_oracle_{len(self.subscriptions) + 1}"
+            self.subscriptions[ident] = {
+                "id": ident, "event_types": list(dict.fromkeys(sub["event_types"])),
+                "enabled": sub.get("enabled", True), "notification_url": sub["notification_url"]}
+            return self.subscriptions[ident]
+        sub = self.subscriptions.get(args[0])
+        if sub is None:
+            raise violation("webhook.subscription_not_found", id=args[0])
+        if method == "test" and kw.get("event_type") not in (None, *sub["event_types"]):
+            raise violation("webhook.test_event_type", event_type=kw["event_type"], id=args[0])
+        return sub
 
     def read(self, kind: str, label: str) -> Any:
         ident = self.ids.get(label)
         if ident is None:
             return None
+        if kind == "subscription":
+            found = self.subscriptions.get(ident)
+            return None if found is None else Obj(found)
         rec = {"order": self.engine.orders, "payment": self.engine.payments,
                "refund": self.engine.refunds}[kind].get(ident)
         if rec is None:
@@ -223,6 +323,33 @@ class OracleSide(_Side):
         if kind == "payment":
             return Obj(self.engine.render_payment(rec))
         return Obj(self.engine.render_refund(rec))
+
+
+def _url_problem(url: str) -> str | None:
+    """Why Square would refuse ``url`` as a notification URL: it must be an absolute https://
+    URL (http:// only on a loopback host) without a fragment."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return "it is not a URL."
+    if parts.scheme not in ("http", "https") or not host:
+        return "an absolute https:// URL is required."
+    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1"):
+        return "use https://, or http:// on a loopback host (localhost, 127.0.0.1, [::1])."
+    if parts.fragment:
+        return "a notification URL cannot have a fragment."
+    return None
+
+
+def _rejected(err: SquareError, call: Call) -> Outcome:
+    first = err.first
+    extra = err.extra.get(call.result_name or "")
+    return Outcome(False, Obj(extra) if extra else None, err.status, first.category,
+                   first.code, first.field, first.detail, err.rule_id)
 
 
 class Control:
@@ -270,6 +397,9 @@ class Control:
     def advance(self, seconds: float) -> httpx.Response:
         return self._post("/_sim/clock/advance", {"seconds": seconds})
 
+    def finish_refund(self, refund_id: str, outcome: str) -> httpx.Response:
+        return self._post(f"/_sim/refunds/{quote(refund_id, safe='')}/{outcome}", {})
+
     def get_object(self, path: str, name: str) -> Any:
         """GET a Square object without the SDK's model layer (reads for comparisons are
         many; parsing them into SDK models would cost more than the calls under test)."""
@@ -296,13 +426,18 @@ class ServerSide(_Side):
         self.client = client
         self.control = control
 
-    def _sdk(self, resource: str, method: str, *args: Any, **kwargs: Any) -> Any:
-        fn = getattr(getattr(self.client, resource), method)
+    def _sdk(self, resource: str, method: str, *args: Any, auth: str | None = None,
+             **kwargs: Any) -> Any:
+        owner = self.client
+        for part in resource.split("."):
+            owner = getattr(owner, part)
+        fn = getattr(owner, method)
+        options: Any = RO if auth is None else {**RO, "additional_headers": {"Authorization": auth}}
         try:
             with warnings.catch_warnings():
                 # starlette's TestClient warns about the SDK's per-request timeout argument
                 warnings.simplefilter("ignore")
-                return fn(*args, request_options=RO, **kwargs)
+                return fn(*args, request_options=options, **kwargs)
         except httpx.TransportError as exc:
             raise ServerUnreachable(f"cannot reach the server: {exc}") from exc
 
@@ -318,12 +453,15 @@ class ServerSide(_Side):
         if call.resource == "sim":
             if self.control is None:  # pragma: no cover - rules check has_clock first
                 raise RuntimeError("the server has no control API")
-            r = self.control.advance(args[0])
+            if call.method == "finish_refund":
+                r = self.control.finish_refund(args[0], args[1])
+            else:
+                r = self.control.advance(args[0])
             if r.status_code == 200:
                 return Outcome(True)
             return _error_outcome(r.status_code, _json(r), None)
         try:
-            res = self._sdk(call.resource, call.method, *args, **kw)
+            res = self._sdk(call.resource, call.method, *args, auth=call.auth, **kw)
         except ApiError as err:
             return _error_outcome(err.status_code or 0, err.body, call.result_name)
         return Outcome(True, getattr(res, call.result_name or "", None))
@@ -332,7 +470,7 @@ class ServerSide(_Side):
         ident = self.ids.get(label)
         if ident is None or self.control is None:
             return None
-        return self.control.get_object(f"/v2/{kind}s/{quote(ident, safe='')}", kind)
+        return self.control.get_object(PATHS[kind] + quote(ident, safe=""), kind)
 
 
 def _error_outcome(status: int, body: Any, result_name: str | None) -> Outcome:

@@ -27,10 +27,12 @@ def key(name=None):
     return f"{{RUN}}-{{name}}" if name else str(uuid.uuid4())
 
 
-def call(method, *args, **kwargs):
-    """Call the SDK; a rejection is returned (as the ApiError), not raised."""
+def call(method, *args, auth=None, **kwargs):
+    """Call the SDK; a rejection is returned (as the ApiError), not raised. ``auth`` replaces
+    the Authorization header."""
+    options = RO if auth is None else {{**RO, "additional_headers": {{"Authorization": auth}}}}
     try:
-        return method(*args, request_options=RO, **kwargs)
+        return method(*args, request_options=options, **kwargs)
     except ApiError as exc:
         return exc
 
@@ -68,6 +70,15 @@ def advance_clock(seconds):
     return control("/_sim/clock/advance", {{"seconds": seconds}})
 
 
+def finish_refund(refund_id, outcome):
+    """Have the processor settle, reject or fail a refund now (a rejection is returned)."""
+    response = httpx.post(f"{{BASE_URL}}/_sim/refunds/{{refund_id}}/{{outcome}}", json={{}},
+                          headers={{"Authorization": "Bearer " + TOKEN}})
+    if response.status_code != 200:
+        return ApiError(status_code=response.status_code, body=response.json())
+    return response.json()
+
+
 def expect_accepted(res):
     assert not isinstance(res, ApiError), (
         f"{{RULE}}: orderfsm accepts this call; the server answered "
@@ -97,6 +108,8 @@ def _call_source(call: Call) -> str:
     parts = [f"client.{call.resource}.{call.method}"]
     parts += [source(a) for a in call.args]
     parts += [f"{k}={source(v)}" for k, v in call.kwargs.items()]
+    if call.auth is not None:
+        parts.append(f"auth={call.auth!r}")
     return "call(" + ", ".join(parts) + ")"
 
 
@@ -158,6 +171,10 @@ def _step_lines(n: int, st: Step, last: bool, rule: str, tokens: set[str]) -> li
     reads: dict[str, str] = {}
     for m in st.mismatches:
         if m.what != "field" or m.label is None or m.kind is None:
+            continue
+        if m.field == "id":
+            lines.append(f"expect_value({m.label + ' answers the replay'!r}, "
+                         f"obj(res, {st.call.result_name!r}).id == {m.label}, True)")
             continue
         if m.label not in reads:
             var = f"{m.kind}_{m.label}"

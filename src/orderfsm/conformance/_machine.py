@@ -21,7 +21,8 @@ from ..lifecycles.order import TERMINAL_FULFILLMENT
 from ._calls import LOCATION, Call, NamedKey, Produce, Ref, Token
 from ._session import Session
 
-__all__ = ["ConformanceMachine", "MachineContext", "AIMS", "aim_targets", "CLOCK_RULES"]
+__all__ = ["ConformanceMachine", "MachineContext", "AIMS", "aim_targets", "aim_scenarios",
+           "CLOCK_RULES"]
 
 PICKUP_DETAILS = {"recipient": {"display_name": "Conformance"}, "pickup_at": "2026-02-01T12:00:00Z"}
 CARD_OK = "cnon:card-nonce-ok"
@@ -75,6 +76,7 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "order.not_found": ("aim_misuse", "update_order"),
     "order.clone_is_draft": ("aim_order", False, "OPEN", "clone", "current"),
     "pay_order.amount_mismatch": ("aim_authorized", "pay", "clear"),
+    "pay_order.amount_mismatch#less": ("aim_order", False, "OPEN", "authorize_pay", "half"),
     "pay_order.payment_not_approved": ("aim_paid", "pay_order"),
     "pay_order.payment_wrong_order": ("aim_authorized", "other_order"),
     "pay_order.version_mismatch": ("aim_authorized", "pay_stale"),
@@ -88,6 +90,7 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "payment.pending_locked": ("aim_payment", "bank", CARD_OK, "complete"),
     "payment.version_mismatch": ("aim_authorized", "complete"),
     "payment.delayed_action": ("aim_authorized", "expire"),
+    "payment.delayed_action#complete": ("aim_authorized", "expire_complete"),
     "payment.delay_duration_bounds": ("aim_payment", "delay_too_short"),
     "payment.delay_needs_delayed_capture": ("aim_payment", "delay_with_autocomplete"),
     "payment.card_declined": ("aim_payment", None, CARD_DECLINED),
@@ -123,6 +126,8 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "money.non_negative": ("aim_flawed_order", "negative_price"),
     "api.unauthorized": ("aim_misuse", "auth"),
     "api.idempotency_key_reused": ("aim_order", False, "OPEN", "replay", False),
+    "api.idempotency_key_reused#payment": ("aim_paid", "replay", True),
+    "api.idempotency_key_reused#order": ("aim_order", False, "OPEN", "replay", True),
     "api.invalid_cursor": ("aim_misuse", "cursor"),
     "api.too_many_ids": ("aim_misuse", "batch"),
     "api.invalid_value": ("aim_misuse", "limit"),
@@ -141,9 +146,14 @@ CLOCK_RULES = frozenset({"payment.expired", "payment.delayed_action", "payment.b
                          "refund.not_pending"})
 
 
+def aim_scenarios(has_clock: bool) -> list[str]:
+    """The aims a run uses on a server (those for clock rules need its control API)."""
+    return [key for key in AIMS if has_clock or key.split("#")[0] not in CLOCK_RULES]
+
+
 def aim_targets(has_clock: bool) -> list[str]:
-    """The rules a run checks on a server, in catalog order (clock rules need its clock)."""
-    return [r for r in AIMS if has_clock or r not in CLOCK_RULES]
+    """The rules a run checks on a server, in catalog order."""
+    return list(dict.fromkeys(key.split("#")[0] for key in aim_scenarios(has_clock)))
 
 
 class MachineContext(Protocol):
@@ -799,9 +809,9 @@ class ConformanceMachine(RuleBasedStateMachine):
         if label is not None:
             self._authorize_then_pay(label, change)
 
-    def _authorize_then_pay(self, label: str, change: str) -> None:
+    def _authorize_then_pay(self, label: str, change: str, authorize: bool = True) -> None:
         amount = "half" if change == "half" else "due"
-        if self._create_payment(label, CARD_OK, False, amount, None) is None:
+        if authorize and self._create_payment(label, CARD_OK, False, amount, None) is None:
             return
         if change in ("clear", "add"):
             self._edit_line_items(label, change, "current")
@@ -872,10 +882,15 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._aim(k)
 
     def _aim(self, k: int) -> None:
-        targets = aim_targets(self.ctx.has_clock)
-        order = sorted(targets, key=lambda r: (self.counts.get(r, 0), self.aimed.get(r, 0),
-                                               targets.index(r)))
-        target = order[k % len(order)]
+        # Rules never checked yet come first; then every scenario in turn, the least aimed
+        # (and least checked) first.
+        targets = aim_scenarios(self.ctx.has_clock)
+
+        def urgency(key: str) -> tuple[bool, int, int, int]:
+            checks = self.counts.get(key.split("#")[0], 0)
+            return (checks > 0, self.aimed.get(key, 0), checks, targets.index(key))
+
+        target = sorted(targets, key=urgency)[k % len(targets)]
         self.aimed[target] = self.aimed.get(target, 0) + 1
         self.ctx.note_aim(target)
         getattr(self, AIMS[target][0])(*AIMS[target][1:])
@@ -921,6 +936,8 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._add_fulfillment(o, "current", args[0])
         elif then == "clone":
             self._clone(o, args[0])
+        elif then == "authorize_pay":
+            self._authorize_then_pay(o, args[0])
         elif then == "replay":
             call, label = self.keyed[-1]
             self._replay(call, label, args[0])
@@ -958,12 +975,16 @@ class ConformanceMachine(RuleBasedStateMachine):
         elif then == "old":
             self._advance(366 * 24 * 3600)
             self._refund_amount(p, "part")
+        elif then == "replay":
+            self._replay(self.keyed[-1][0], self.keyed[-1][1], args[0])
         elif then == "many":
             for _ in range(21):
                 self._refund(p, 1, None)
 
     def aim_authorized(self, then: str, *args: Any) -> None:
-        found = self._authorized(("PT1M", None) if then in ("expire", "expired") else None)
+        delay = {"expire": ("PT1M", None), "expired": ("PT1M", None),
+                 "expire_complete": ("PT1M", "COMPLETE")}.get(then)
+        found = self._authorized(delay)
         if found is None:
             return
         o, p = found
@@ -976,12 +997,12 @@ class ConformanceMachine(RuleBasedStateMachine):
             if args and args[0] == "cancel":
                 self._cancel_payment(p, False)
             self._refund_amount(p, "part")
-        elif then in ("expire", "expired"):
+        elif then in ("expire", "expired", "expire_complete"):
             self._time_to("payment_delay", 1)
             if then == "expired":
                 self._complete(p)
         elif then == "pay":
-            self._authorize_then_pay(o, args[0])
+            self._authorize_then_pay(o, args[0], authorize=False)
         elif then == "pay_stale":
             self._keyed(Call("orders", "pay", (Ref(o),), {
                 "idempotency_key": self._key(), "order_version": self._order(o)["version"] + 1,

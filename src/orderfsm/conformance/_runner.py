@@ -282,8 +282,12 @@ def run(
         except BaseException as exc:  # noqa: BLE001 - sorted below; anything else re-raised
             # Divergences are taken from the context (the first of each rule, as found); a
             # Flaky only says hypothesis' final replay of one did not diverge the same way.
-            others = [e for e, _ in _flatten(exc) if isinstance(e, FlakyStrategyDefinition)
-                      or not isinstance(e, (Divergence, Flaky))]
+            # Once a sequence diverged, a later one with the same choices may diverge at
+            # another step (the coverage aims read the run's counts, not only the choices),
+            # which hypothesis reports as inconsistent data generation: harmless then.
+            others = [e for e, _ in _flatten(exc)
+                      if not isinstance(e, (Divergence, Flaky))
+                      or (isinstance(e, FlakyStrategyDefinition) and not ctx.found)]
             if others:
                 if isinstance(others[0], ServerUnreachable):
                     raise ConformanceError(str(others[0])) from None

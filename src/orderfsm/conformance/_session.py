@@ -295,6 +295,8 @@ class Session:
         variant = self.explaining_variant()
         if variant is not None:
             return VARIANTS[variant][0].id, "variant"
+        if st.call.same_as:
+            return "api.idempotency_key_reused", "replay"
         o = st.oracle
         if not o.get("accepted") and o.get("rule"):
             return o["rule"], "oracle"
@@ -308,7 +310,13 @@ class Session:
             return field_rule, "field"
         previous = [p for p in self.steps[:-1] if p.rules] if st.call.method == SWEEP else [st]
         if previous and previous[-1].rules:
-            return previous[-1].rules[0], "step"
+            rules = previous[-1].rules
+            if kind_of(st.mismatches) == "state" and previous[-1].oracle.get("accepted"):
+                # Both sides let the call through, so no guard differs: the rule is one that
+                # says what the call does (a rule without an error of its own), when it has one.
+                effects = [r for r in rules if CATALOG[r].error is None]
+                rules = tuple(effects) or rules
+            return rules[0], "step"
         return "unattributed", "none"
 
     def _field_rule(self, st: Step) -> str | None:

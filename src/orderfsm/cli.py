@@ -325,6 +325,9 @@ def conform(
     keep_going: Annotated[bool, typer.Option(
         "--keep-going", help="After the first divergence look for divergences of other rules "
                              "too (each is shrunk separately).")] = False,
+    require_all_rules: Annotated[bool, typer.Option(
+        "--require-all-rules", help="Fail (exit 1) when a rule the runner can reach on this "
+                                    "server got zero checks.")] = False,
 ) -> None:
     """Check a Square-compatible server against orderfsm's rules (exit 1 on any divergence).
 
@@ -356,6 +359,11 @@ def conform(
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         result.render(_out())
+    if require_all_rules and result.unchecked:
+        if not as_json:
+            _out().print(f"--require-all-rules: {len(result.unchecked)} rule(s) with zero "
+                         "checks", style="bold red")
+        raise typer.Exit(code=1)
     raise typer.Exit(code=0 if result.ok else 1)
 
 

@@ -793,6 +793,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                 kwargs["order_version"] = (kwargs.get("order_version") or 0) + 100
             elif call.method == "clone":
                 kwargs["version"] = (kwargs.get("version") or 0) + 100
+            elif call.resource == "webhooks.subscriptions":
+                kwargs["subscription"] = {**kwargs["subscription"], "name": "replayed"}
             else:
                 kwargs["order"] = {**kwargs["order"], "reference_id": "replayed"}
         self.session.step(Call(call.resource, call.method, call.args, kwargs, (),

@@ -160,8 +160,9 @@ class _Context:
     """Shared by every sequence of one run: the target, the oracle's settings, the counts."""
 
     def __init__(self, target: Target, variants: Variants, *, sweep: bool,
-                 refund_settle_seconds: float) -> None:
+                 refund_settle_seconds: float, adopt: bool = False) -> None:
         self.target = target
+        self.adopt = adopt
         self.variants = variants
         self.sweep = sweep
         self.settle = refund_settle_seconds
@@ -183,7 +184,8 @@ class _Context:
                         refund_settle_delay=timedelta(seconds=self.settle))
         return OracleSide(engine)
 
-    def new_session(self, replay: bool = False) -> Session:
+    def new_session(self, replay: bool = False,
+                    variants: Mapping[str, str] | None = None) -> Session:
         if replay:
             self.replays += 1
         else:
@@ -191,7 +193,8 @@ class _Context:
         if self.target.has_reset and (self.runs > 1 or replay):
             self.target.control.reset()
         server = ServerSide(self.target.client, self.target.control, self.target.location_id)
-        return Session(self.make_oracle(self.variants), server, make_oracle=self.make_oracle,
+        chosen = self.variants if variants is None else variants
+        return Session(self.make_oracle(chosen), server, make_oracle=self.make_oracle,
                        settles_by_itself=not self.has_clock)
 
     def aim_counts(self) -> dict[str, int]:
@@ -215,6 +218,11 @@ class _Context:
                 if div.rule_id not in self.found:
                     self.found[div.rule_id] = (div, self.runs,
                                                time.perf_counter() - self.started)
+                if self.adopt and session.explained is not None:
+                    # --keep-going: the server follows another variant value; take it on, so
+                    # later sequences get past this rule and can find other differences.
+                    name, value = session.explained
+                    self.variants = Variants({**self.variants, name: value})
 
 
 def _flatten(exc: BaseException, flaky: bool = False) -> list[tuple[BaseException, bool]]:
@@ -266,32 +274,44 @@ def run(
         settle = refund_settle_seconds
         if settle is None:
             settle = target.control.refund_settle_seconds or 10.0
-        ctx = _Context(target, oracle_variants, sweep=sweep, refund_settle_seconds=settle)
-        settings = Settings(
-            max_examples=examples, stateful_step_count=steps, deadline=None, database=None,
-            suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
-            report_multiple_bugs=keep_going, phases=[Phase.explicit, Phase.generate],
-            print_blob=False)
-
+        ctx = _Context(target, oracle_variants, sweep=sweep, refund_settle_seconds=settle,
+                       adopt=keep_going)
         def factory() -> ConformanceMachine:
             return ConformanceMachine(ctx)
 
         started = ctx.started = time.perf_counter()
-        try:
-            run_state_machine_as_test(hypothesis_seed(seed)(factory), settings=settings)
-        except BaseException as exc:  # noqa: BLE001 - sorted below; anything else re-raised
+        attempt = 0
+        while True:
+            runs_before = ctx.runs
+            settings = Settings(
+                max_examples=examples - ctx.runs, stateful_step_count=steps, deadline=None,
+                database=None, suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet, report_multiple_bugs=keep_going,
+                phases=[Phase.explicit, Phase.generate], print_blob=False)
+            try:
+                run_state_machine_as_test(hypothesis_seed(seed + attempt)(factory),
+                                          settings=settings)
+                found = []
+            except BaseException as exc:  # noqa: BLE001 - sorted below; others re-raised
+                found = _flatten(exc)
             # Divergences are taken from the context (the first of each rule, as found); a
             # Flaky only says hypothesis' final replay of one did not diverge the same way.
             # Once a sequence diverged, a later one with the same choices may diverge at
             # another step (the coverage aims read the run's counts, not only the choices),
-            # which hypothesis reports as inconsistent data generation: harmless then.
-            others = [e for e, _ in _flatten(exc)
+            # which hypothesis reports as inconsistent data generation: harmless then, but it
+            # ends hypothesis' run, so --keep-going carries on with the next seed.
+            others = [e for e, _ in found
                       if not isinstance(e, (Divergence, Flaky))
                       or (isinstance(e, FlakyStrategyDefinition) and not ctx.found)]
             if others:
                 if isinstance(others[0], ServerUnreachable):
                     raise ConformanceError(str(others[0])) from None
                 raise others[0]
+            # hypothesis stops looking soon after a failure (and at once after inconsistent
+            # data); --keep-going goes on with the next seed until the examples are spent.
+            if not keep_going or ctx.runs >= examples or ctx.runs == runs_before:
+                break
+            attempt += 1
         search = time.perf_counter() - started
         firsts = sorted(ctx.found.values(), key=lambda f: f[1])
         if not keep_going:
@@ -369,13 +389,14 @@ def _shrink(ctx: _Context, div: Divergence, budget: float) -> tuple[Divergence, 
     reproduce (flaky)."""
     steps = [st for st in div.steps if st.call.method != SWEEP]
     sweep = div.steps[-1].call.method == SWEEP
+    variants = dict(div.variants)
     deadline = time.perf_counter() + budget
     replays = 0
 
     def attempt(candidate: list[Any]) -> Divergence | None:
         nonlocal replays
         replays += 1
-        session = ctx.new_session(replay=True)
+        session = ctx.new_session(replay=True, variants=variants)
         try:
             for st in candidate:
                 session.step(st.call, rules=st.rules, watch=st.watch)

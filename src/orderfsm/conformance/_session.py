@@ -115,6 +115,7 @@ class Divergence(AssertionError):
     """The server and the oracle disagree. Carries the sequence that led there."""
 
     rule_id: str = "unattributed"
+    variants: dict[str, str] = {}  # the oracle's variants when it was found
 
     def __init__(self, rule_id: str, steps: list[Step], how: str) -> None:
         self.rule_id = rule_id
@@ -194,6 +195,7 @@ class Session:
         self.passed: Counter[str] = Counter()
         self.diverged = False
         self.divergence: Divergence | None = None
+        self.explained: tuple[str, str] | None = None  # the variant value the server follows
         self._counters: Counter[str] = Counter()
 
     def next_label(self, prefix: str) -> str:
@@ -289,12 +291,14 @@ class Session:
         self.diverged = True
         rule, how = self.attribute(st)
         self.divergence = divergence_type(rule)(rule, self.steps, how)
+        self.divergence.variants = dict(self.oracle.engine.variants)
         raise self.divergence
 
     def attribute(self, st: Step) -> tuple[str, str]:
         variant = self.explaining_variant()
         if variant is not None:
-            return VARIANTS[variant][0].id, "variant"
+            self.explained = variant
+            return VARIANTS[variant[0]][0].id, "variant"
         if st.call.same_as:
             return "api.idempotency_key_reused", "replay"
         o = st.oracle
@@ -342,7 +346,7 @@ class Session:
             return "refund.return_order"
         return None
 
-    def explaining_variant(self) -> str | None:
+    def explaining_variant(self) -> tuple[str, str] | None:
         """The variant whose other value makes the oracle agree with the server on every step
         (None when a replay cannot tell, i.e. the oracle as configured agrees too)."""
         current = dict(self.oracle.engine.variants)
@@ -353,7 +357,7 @@ class Session:
                 if value == current.get(name):
                     continue
                 if self.replay({**current, name: value}):
-                    return name
+                    return name, value
         return None
 
     def replay(self, variants: Mapping[str, str]) -> bool:

@@ -35,7 +35,8 @@ KNOWN_EVENT_TYPES = ("order.created", "order.updated", "order.fulfillment.update
 # current order instead and applies nothing).
 IDEMPOTENT = {("orders", "create"): "CreateOrder", ("orders", "update"): "UpdateOrder",
               ("orders", "pay"): "PayOrder", ("orders", "clone"): "CloneOrder",
-              ("payments", "create"): "CreatePayment", ("refunds", "refund_payment"): "RefundPayment"}
+              ("payments", "create"): "CreatePayment", ("refunds", "refund_payment"): "RefundPayment",
+              ("webhooks.subscriptions", "create"): "CreateWebhookSubscription"}
 BATCH_MAX = 100  # BatchRetrieveOrders ids
 
 

@@ -18,13 +18,20 @@ Run: ``python bench/conform_mutants.py`` (``--seeds 1 2 3`` for several seeds,
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
-import json
+import os
 import sys
-import time
-from pathlib import Path
-from typing import Any
+
+# Run as a script, this file's directory comes first on sys.path, and bench/http.py would
+# shadow the standard library's ``http`` package.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import importlib.util  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

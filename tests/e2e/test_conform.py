@@ -155,3 +155,16 @@ def test_missing_token_and_bad_example_count_are_usage_errors(default_server: st
     assert no_token.exit_code == 2
     zero = conform(default_server, "--examples", "0")
     assert zero.exit_code == 2
+
+
+def test_require_all_rules_fails_a_run_that_left_rules_unchecked(default_server: str) -> None:
+    short = ("--examples", "1", "--steps", "2", "--seed", SEED)
+    lenient = conform(default_server, *short)
+    assert lenient.exit_code == 0, lenient.output
+    assert "zero checks: " in lenient.stdout
+    strict = conform(default_server, *short, "--require-all-rules")
+    assert strict.exit_code == 1, strict.output
+    assert "--require-all-rules:" in strict.stdout and "with zero checks" in strict.stdout
+    report = json.loads(conform(default_server, *short, "--report", "json").stdout)
+    assert report["ok"] is True and report["unchecked"]
+    assert all(rule.startswith("webhook.") for rule in report["out_of_reach"])

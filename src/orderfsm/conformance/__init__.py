@@ -6,7 +6,10 @@ oracle, with a manual clock and the chosen rule variants). After every call it c
 each side accepted or rejected (status, category, code, field) and the resulting objects
 (order state, version, totals and amount due, fulfillment and line item states; payment
 status, amounts and refunded money; refund status and amount). Each difference is attributed to
-a catalog rule, shrunk to a minimal sequence, and rendered as a runnable SDK script.
+a catalog rule and to a kind (a different decision, a different error or a different resulting
+state), shrunk to a short sequence within a time budget, and rendered as a runnable SDK script.
+Each sequence opens with a scenario aimed at a rule checked least so far, and the report lists
+the reachable rules the run never checked.
 
     from orderfsm.conformance import run, detect_variants
     report = run("http://127.0.0.1:8000", "sandbox-token", examples=200, seed=1)

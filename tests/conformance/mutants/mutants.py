@@ -182,8 +182,12 @@ def _full_refund_rejected(stack: ExitStack) -> None:
     def mutate(refund: Callable) -> Callable:
         def strict(self: Engine, request: Any) -> Any:
             p = self.payments.get(request.get("payment_id") or "")
-            amount = (request.get("amount_money") or {}).get("amount")
-            if p is not None and p["status"] == "COMPLETED" and isinstance(amount, int):
+            money = request.get("amount_money") or {}
+            amount = money.get("amount")
+            # where the guard sits: after the status, token and currency checks passed
+            if (p is not None and p["status"] == "COMPLETED" and isinstance(amount, int)
+                    and money.get("currency") == self.currency
+                    and request.get("payment_version_token") in (None, p.get("version_token"))):
                 held = (p.get("refunded_money") or {}).get("amount", 0)
                 if amount > 0 and held + amount == p["total_money"]["amount"]:
                     raise violation("refund.amount_exceeds")
@@ -292,7 +296,7 @@ MUTANTS: list[Mutant] = [
     Mutant("replay_creates_payment", "api.idempotency_key_reused", "state decision error",
            "CreatePayment with a key already used runs again and makes a second payment",
            _forget_payment_keys),
-    Mutant("replay_ignores_body", "api.idempotency_key_reused", "decision",
+    Mutant("replay_ignores_body", "api.idempotency_key_reused", "decision error",
            "a key reused with another body replays the first answer instead of "
            "IDEMPOTENCY_KEY_REUSED", _replay_any_body),
     Mutant("pay_order_overpayment", "pay_order.amount_mismatch", "decision",

@@ -56,7 +56,7 @@ def test_mutant_is_caught_and_blamed_on_its_rule(mutant: Any) -> None:
     assert found.headline.startswith(mutant.rule)
     assert found.flaky is False
     # Shrunk: the reproducer is short, and it compiles.
-    assert len(found.steps) <= 6, [s["call"] for s in found.steps]
+    assert len(found.steps) <= 8, [s["call"] for s in found.steps]
     compile(found.snippet, "snippet.py", "exec")
 
 

@@ -342,3 +342,52 @@ def _compare_fields(http: Any) -> None:
     raw_order = Obj(http.get(f"/v2/orders/{order.id}", headers=auth).json()["order"])
     assert read_field("order", "fulfillments", raw_order) == [["f", "PROPOSED"]]
     assert read_field("order", "line_items", raw_order) == [["2", 700]]
+
+
+# ------------------------------------------------------------------ idempotency oracle
+
+def test_the_oracle_replays_a_key_and_refuses_it_with_another_body() -> None:
+    from orderfsm.clock import ManualClock
+    from orderfsm.conformance._calls import LOCATION, Call, NamedKey, Produce, Ref
+    from orderfsm.conformance._sides import OracleSide
+    from orderfsm.engine import Engine
+
+    oracle = OracleSide(Engine(clock=ManualClock()))
+    body = {"location_id": LOCATION, "line_items": [
+        {"uid": "a", "name": "A", "quantity": "1",
+         "base_price_money": {"amount": 700, "currency": "USD"}}]}
+    create = Call("orders", "create", (), {"order": body, "idempotency_key": NamedKey("c")},
+                  (Produce("o1"),))
+    first = oracle.execute(create)
+    oracle.register("o1", first.obj.id)
+    again = oracle.execute(create)
+    assert again.ok and again.obj.id == first.obj.id and len(oracle.engine.orders) == 1
+    other = oracle.execute(Call("orders", "create", (), {
+        "order": {**body, "reference_id": "x"}, "idempotency_key": NamedKey("c")}))
+    assert (other.ok, other.code, other.rule_id) == (
+        False, "IDEMPOTENCY_KEY_REUSED", "api.idempotency_key_reused")
+    # UpdateOrder: a reused key answers the current order and applies nothing.
+    update = {"order": {"location_id": LOCATION, "version": 1, "reference_id": "u"},
+              "idempotency_key": NamedKey("u")}
+    assert oracle.execute(Call("orders", "update", (Ref("o1"),), update)).obj.version == 2
+    update["order"] = {"location_id": LOCATION, "version": 2, "reference_id": "v"}
+    replayed = oracle.execute(Call("orders", "update", (Ref("o1"),), update))
+    assert replayed.ok and replayed.obj.version == 2 and replayed.obj.reference_id == "u"
+
+
+def test_shrinking_is_bounded_by_its_budget() -> None:
+    app = quiet_app(autocomplete_order_on_payment="leave_open")
+    report = conform(app, seed=SEED, shrink_seconds=0.0)
+    (d,) = report.divergences
+    assert d.rule_id == "payment.autocomplete_order" and d.kind == "state"
+    assert d.shrink_seconds < 1.0
+    assert report.shrink_replays <= 2  # the slice of the sequence, and nothing more
+    assert d.headline == "payment.autocomplete_order: a different resulting state"
+
+
+def test_the_report_says_what_kind_of_difference_a_divergence_is() -> None:
+    report = conform(quiet_app(cancel_after_payment="never"), seed=SEED)
+    d = report.divergences[0]
+    assert (d.rule_id, d.kind) == ("order.cancel_after_payment", "decision")
+    assert d.to_json()["kind"] == "decision"
+    assert d.found_after_examples >= 1 and d.found_after_seconds > 0

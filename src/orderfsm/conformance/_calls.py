@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 __all__ = ["Call", "Ref", "Token", "Version", "NamedKey", "Produce", "LOCATION", "KEY", "resolve",
-           "source"]
+           "source", "dig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,8 @@ KEY = _Marker("KEY")  # a fresh idempotency key
 
 @dataclass(frozen=True, slots=True)
 class Produce:
-    """A label a successful call creates, read from the returned object's ``attr``."""
+    """A label a successful call creates, read from the returned object's ``attr`` (a dotted
+    path, where a number indexes a list: ``item_data.variations.0.id``)."""
 
     label: str
     attr: str = "id"
@@ -88,6 +89,8 @@ class Call:
             return None
         if self.method == "test":
             return "subscription_test_result"
+        if self.resource == "catalog.object":
+            return {"upsert": "catalog_object", "get": "object"}.get(self.method)
         return {"orders": "order", "payments": "payment", "refunds": "refund",
                 "locations": "location", "webhooks.subscriptions": "subscription"}.get(
                     self.resource)
@@ -100,6 +103,18 @@ class Call:
         if self.resource == "sim":
             return f"{self.method}({inner})"
         return f"client.{self.resource}.{self.method}({inner})"
+
+
+def dig(obj: Any, path: str) -> Any:
+    """``obj``'s value at a dotted ``path`` (None when something on the way is missing)."""
+    for part in path.split("."):
+        if obj is None:
+            return None
+        if part.isdigit():
+            obj = obj[int(part)] if isinstance(obj, list) and len(obj) > int(part) else None
+        else:
+            obj = getattr(obj, part, None)
+    return obj
 
 
 def resolve(value: Any, fn: Callable[[Any], Any]) -> Any:

@@ -43,8 +43,25 @@ TOKEN = st.sampled_from([None, None, "current", "initial"])
 LINES = st.lists(st.tuples(st.integers(1, 3), st.sampled_from([1000, 250, 1999, 0])),
                  min_size=1, max_size=2)
 ORDER_STATE = st.sampled_from(["OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "DRAFT"])
+# What each pricing input checks (the order's totals and amount due are compared).
+PRICING = {
+    "tax": ["pricing.bankers_rounding", "pricing.order_scope_apportioned"],
+    "inclusive_tax": ["pricing.taxes_after_discounts"],
+    "order_discounts": ["pricing.discount_step_order", "pricing.order_scope_apportioned"],
+    "fixed_discount": ["pricing.line_item_fixed_shared", "pricing.discount_sequence"],
+    "service_charge": ["pricing.service_charge_phases"],
+    "charge_phase": ["pricing.service_charge_phase"],
+    "percentage": ["pricing.percentage_range"],
+    "quantity": ["pricing.quantity_precision"],
+    "overflow": ["pricing.amount_overflow"],
+}
 ORDER_FLAW = st.sampled_from([None, None, None, None, None, None, "two_fulfillments",
-                              "negative_price", "no_location"])
+                              "negative_price", "no_location", *PRICING])
+CATALOG_REQUESTS = ["item", "item", "no_variations", "unknown_reference", "new_id", "no_data",
+                    "unsupported_type", "child_type", "duplicate_ids", "partial_batch", "missing",
+                    "search_combination", "search_attribute", "stale", "type_mismatch", "delete",
+                    "replace_children", "unknown_in_order", "elsewhere", "variable_price",
+                    "auto_tax"]
 SUBSCRIPTION_FLAWS = [None, None, "no_url", "no_types", "unknown_type", "bad_url", "missing"]
 MISUSES = ["order", "update_order", "payment", "complete_payment", "refund", "location", "cursor",
            "limit", "batch", "auth"]
@@ -77,6 +94,15 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "order.complete_requires_terminal_fulfillments": ("aim_paid", "finish"),
     "order.complete_requires_payment": ("aim_order", False, "OPEN", "state", "COMPLETED", None),
     "order.one_fulfillment": ("aim_flawed_order", "two_fulfillments"),
+    "pricing.bankers_rounding": ("aim_flawed_order", "tax"),
+    "pricing.taxes_after_discounts": ("aim_flawed_order", "inclusive_tax"),
+    "pricing.discount_step_order": ("aim_flawed_order", "order_discounts"),
+    "pricing.line_item_fixed_shared": ("aim_flawed_order", "fixed_discount"),
+    "pricing.service_charge_phases": ("aim_flawed_order", "service_charge"),
+    "pricing.service_charge_phase": ("aim_flawed_order", "charge_phase"),
+    "pricing.percentage_range": ("aim_flawed_order", "percentage"),
+    "pricing.quantity_precision": ("aim_flawed_order", "quantity"),
+    "pricing.amount_overflow": ("aim_flawed_order", "overflow"),
     "order.location_required": ("aim_flawed_order", "no_location"),
     "order.sparse_update": ("aim_order", False, "OPEN", "edit", "quantity", "current"),
     "order.not_found": ("aim_misuse", "update_order"),
@@ -141,6 +167,25 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "location.not_found": ("aim_misuse", "location"),
     "refund.after_failed": ("aim_refund_outcome", "fail", "refund"),
     "refund.not_pending": ("aim_refund_outcome", "settle", "settle"),
+    "catalog.object_not_found": ("aim_catalog", "missing"),
+    "catalog.item_needs_variation": ("aim_catalog", "no_variations"),
+    "catalog.reference_unknown": ("aim_catalog", "unknown_reference"),
+    "catalog.version_mismatch": ("aim_catalog", "stale"),
+    "catalog.new_object_id": ("aim_catalog", "new_id"),
+    "catalog.type_mismatch": ("aim_catalog", "type_mismatch"),
+    "catalog.duplicate_id": ("aim_catalog", "duplicate_ids"),
+    "catalog.data_required": ("aim_catalog", "no_data"),
+    "catalog.type_unsupported": ("aim_catalog", "unsupported_type"),
+    "catalog.child_type": ("aim_catalog", "child_type"),
+    "catalog.delete_cascades": ("aim_catalog", "delete"),
+    "catalog.children_replaced": ("aim_catalog", "replace_children"),
+    "catalog.batch_upsert_partial": ("aim_catalog", "partial_batch"),
+    "catalog.query_combination": ("aim_catalog", "search_combination"),
+    "catalog.attribute_not_searchable": ("aim_catalog", "search_attribute"),
+    "order.catalog_object_not_found": ("aim_catalog", "unknown_in_order"),
+    "order.catalog_not_at_location": ("aim_catalog", "elsewhere"),
+    "order.catalog_variable_price": ("aim_catalog", "variable_price"),
+    "order.auto_apply_taxes": ("aim_catalog", "auto_tax"),
     "webhook.event_type_unknown": ("aim_subscription", "unknown_type"),
     "webhook.subscription_field_required": ("aim_subscription", "no_url"),
     "webhook.notification_url_invalid": ("aim_subscription", "bad_url"),
@@ -205,6 +250,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.orders: list[str] = []
         self.payments: list[str] = []
         self.refunds: list[str] = []
+        self.catalog_items: list[str] = []
         self.payment_keys: dict[str, str] = {}
         self._uids = 0
         self._own_uids: set[str] = set()
@@ -317,10 +363,56 @@ class ConformanceMachine(RuleBasedStateMachine):
                  "no_location": ["order.location_required"],
                  "negative_price": ["money.non_negative"],
                  }.get(flaw or "", ["order.version_increments"])
+        if flaw in PRICING:
+            rules = self._priced(order, items, flaw)
         step = self._keyed(
             Call("orders", "create", (), {"order": order, "idempotency_key": self._key()},
                  (Produce(label),)), rules)
         self._track(step)
+
+    def _priced(self, order: dict[str, Any], items: list[dict[str, Any]],
+                flaw: str) -> list[str]:
+        """Give the order what Square prices (taxes, discounts, service charges), or one
+        pricing input out of range; returns the rules its totals check."""
+        items[0]["base_price_money"] = self._money(250)
+        if flaw == "tax":
+            order["taxes"] = [{"uid": "tax", "name": "Tax", "percentage": "5", "scope": "ORDER"}]
+        elif flaw == "inclusive_tax":
+            items[0]["base_price_money"] = self._money(1100)
+            order["taxes"] = [{"uid": "tax", "name": "VAT", "percentage": "10",
+                               "type": "INCLUSIVE", "scope": "ORDER"}]
+        elif flaw == "order_discounts":
+            items[0]["base_price_money"] = self._money(6099)
+            order["discounts"] = [
+                {"uid": "d5", "name": "5 %", "percentage": "5", "scope": "ORDER"},
+                {"uid": "d05", "name": "0.5 %", "percentage": "0.5", "scope": "ORDER"}]
+        elif flaw == "fixed_discount":
+            items[0]["base_price_money"] = self._money(300)
+            items.append({"uid": self._uid("li"), "name": "Side", "quantity": "1",
+                          "base_price_money": self._money(100)})
+            self._own_uids.add(items[-1]["uid"])
+            order["discounts"] = [
+                {"uid": "off", "name": "1 off", "amount_money": self._money(100),
+                 "scope": "LINE_ITEM"},
+                {"uid": "d5", "name": "5 %", "percentage": "5", "scope": "ORDER"}]
+            for item in items:
+                item["applied_discounts"] = [{"discount_uid": "off"}]
+        elif flaw == "service_charge":
+            items[0]["base_price_money"] = self._money(1000)
+            order["taxes"] = [{"uid": "tax", "name": "Tax", "percentage": "10", "scope": "ORDER"}]
+            order["service_charges"] = [{"uid": "sc", "name": "Service", "percentage": "10",
+                                         "calculation_phase": "TOTAL_PHASE"}]
+        elif flaw == "charge_phase":
+            order["service_charges"] = [{"uid": "sc", "name": "Service", "percentage": "10",
+                                         "calculation_phase": "APPORTIONED_AMOUNT_PHASE"}]
+        elif flaw == "percentage":
+            order["discounts"] = [{"uid": "d", "name": "Too much", "percentage": "150",
+                                   "scope": "ORDER"}]
+        elif flaw == "quantity":
+            items[0]["quantity"] = "1.123456"
+        elif flaw == "overflow":
+            items[0].update(quantity="10", base_price_money=self._money(2**62))
+        return PRICING[flaw]
 
     @rule(lines=LINES, pickup=st.booleans(), state=ORDER_STATE, flaw=ORDER_FLAW)
     def create_order(self, lines: list[tuple[int, int]], pickup: bool, state: str,
@@ -777,6 +869,165 @@ class ConformanceMachine(RuleBasedStateMachine):
                                    {"event_type": "payment.updated"}),
                               rules=["webhook.test_event_type"])
 
+    # ------------------------------------------------------------------- catalog
+    @rule(request=st.sampled_from(CATALOG_REQUESTS))
+    def catalog_request(self, request: str) -> None:
+        """Catalog API writes, reads and searches, well formed or with one flaw, and orders
+        for what the catalog holds (temporary ids, nested variations, taxes applied on their
+        own, variations priced at the counter, items sold elsewhere)."""
+        self._catalog(request)
+
+    def _money_of(self, amount: int) -> dict[str, Any]:
+        return self._money(amount)
+
+    def _variation(self, vid: str, amount: int | None, item: str = "#item") -> dict[str, Any]:
+        data: dict[str, Any] = {"item_id": item, "name": f"Size {vid}",
+                                "pricing_type": "FIXED_PRICING" if amount else "VARIABLE_PRICING"}
+        if amount:
+            data["price_money"] = self._money(amount)
+        return {"type": "ITEM_VARIATION", "id": vid, "item_variation_data": data}
+
+    def _upsert_item(self, variations: list[dict[str, Any]], **extra: Any) -> str | None:
+        """Upsert one item; its label and its first variation's label (``c``) are made."""
+        item = {"type": "ITEM", "id": "#item",
+                "item_data": {"name": "Tea", "variations": variations}}
+        item.update(extra.pop("top", {}))
+        item["item_data"].update(extra)
+        label = self.session.next_label("c")
+        var_label = f"c{int(label[1:]) + 1}"
+        step = self._keyed(Call("catalog.object", "upsert", (), {
+            "object": item, "idempotency_key": self._key()}, (
+                Produce(label), Produce(var_label, "item_data.variations.0.id"))),
+            ["catalog.children_replaced"])
+        if label in step.produced:
+            self.catalog_items.append(label)
+            return label
+        return None
+
+    def _order_catalog(self, variation: str, rules: list[str], **extra: Any) -> None:
+        line: dict[str, Any] = {"catalog_object_id": Ref(variation), "quantity": "1"}
+        order: dict[str, Any] = {"location_id": LOCATION, "line_items": [line]}
+        order.update(extra)
+        label = self.session.next_label("o")
+        self._track(self._keyed(Call("orders", "create", (), {
+            "order": order, "idempotency_key": self._key()}, (Produce(label),)), rules))
+
+    def _catalog(self, request: str) -> None:
+        key = self._key()
+
+        def upsert(obj: dict[str, Any], rule_id: str) -> None:
+            self._keyed(Call("catalog.object", "upsert", (), {
+                "object": obj, "idempotency_key": key}), [rule_id])
+
+        tax = {"type": "TAX", "id": "#tax", "tax_data": {
+            "name": "Sales tax", "percentage": "10", "enabled": True}}
+        if request == "item":
+            item = self._upsert_item([self._variation("#small", 300),
+                                      self._variation("#large", 450)])
+            if item is not None:
+                self._order_catalog(f"c{int(item[1:]) + 1}", ["order.version_increments"])
+        elif request == "no_variations":
+            upsert({"type": "ITEM", "id": "#item", "item_data": {"name": "Tea"}},
+                   "catalog.item_needs_variation")
+        elif request == "unknown_reference":
+            upsert({"type": "ITEM", "id": "#item", "item_data": {
+                "name": "Tea", "category_id": "#Beverages",
+                "variations": [self._variation("#small", 300)]}}, "catalog.reference_unknown")
+        elif request == "new_id":
+            upsert({**tax, "id": "NOT_THERE"}, "catalog.new_object_id")
+        elif request == "no_data":
+            upsert({"type": "TAX", "id": "#tax"}, "catalog.data_required")
+        elif request == "unsupported_type":
+            upsert({"type": "IMAGE", "id": "#image", "image_data": {"name": "Tea"}},
+                   "catalog.type_unsupported")
+        elif request == "child_type":
+            upsert({"type": "ITEM", "id": "#item", "item_data": {"name": "Tea",
+                                                                 "variations": [tax]}},
+                   "catalog.child_type")
+        elif request in ("duplicate_ids", "partial_batch"):
+            second = {"type": "ITEM", "id": "#item", "item_data": {"name": "Tea"}}
+            batches = ([{"objects": [tax, {**tax, "tax_data": {**tax["tax_data"], "name": "B"}}]}]
+                       if request == "duplicate_ids" else
+                       [{"objects": [tax]}, {"objects": [second]}])
+            self._keyed(Call("catalog", "batch_upsert", (), {
+                "batches": batches, "idempotency_key": key}),
+                ["catalog.duplicate_id" if request == "duplicate_ids"
+                 else "catalog.batch_upsert_partial"])
+        elif request == "missing":
+            self.session.step(Call("catalog.object", "get", ("ORDERFSM_NO_SUCH_OBJECT",)),
+                              rules=["catalog.object_not_found"])
+        elif request == "search_combination":
+            self.session.step(Call("catalog", "search", (), {"query": {
+                "exact_query": {"attribute_name": "name", "attribute_value": "Tea"},
+                "items_for_tax_query": {"tax_ids": ["ORDERFSM_TAX"]}}}),
+                rules=["catalog.query_combination"])
+        elif request == "search_attribute":
+            self.session.step(Call("catalog", "search", (), {"query": {
+                "exact_query": {"attribute_name": "color", "attribute_value": "red"}}}),
+                rules=["catalog.attribute_not_searchable"])
+        elif request in ("stale", "type_mismatch", "delete", "replace_children"):
+            item = (self.catalog_items[-1] if self.catalog_items and request != "replace_children"
+                    else self._upsert_item([self._variation("#small", 300),
+                                            self._variation("#large", 450)]))
+            if item is None:
+                return
+            if request == "stale":
+                upsert({"type": "ITEM", "id": Ref(item), "version": 1,
+                        "item_data": {"name": "Tea"}}, "catalog.version_mismatch")
+            elif request == "type_mismatch":
+                upsert({**tax, "id": Ref(item)}, "catalog.type_mismatch")
+            elif request == "delete":
+                self.session.step(Call("catalog.object", "delete", (Ref(item),)),
+                                  rules=["catalog.delete_cascades"])
+            else:
+                variation = f"c{int(item[1:]) + 1}"
+                upsert({"type": "ITEM", "id": Ref(item), "item_data": {"name": "Tea", "variations": [
+                    {"type": "ITEM_VARIATION", "id": Ref(variation), "item_variation_data": {
+                        "item_id": Ref(item), "name": "Only size", "pricing_type": "FIXED_PRICING",
+                        "price_money": self._money(300)}}]}}, "catalog.children_replaced")
+        elif request == "unknown_in_order":
+            self._keyed(Call("orders", "create", (), {"order": {
+                "location_id": LOCATION, "line_items": [
+                    {"catalog_object_id": "ORDERFSM_NO_SUCH_OBJECT", "quantity": "1"}]},
+                "idempotency_key": key}), ["order.catalog_object_not_found"])
+        elif request == "elsewhere":
+            item = self._upsert_item([self._variation("#small", 300)],
+                                     top={"present_at_all_locations": False})
+            if item is not None:
+                self._order_catalog(f"c{int(item[1:]) + 1}", ["order.catalog_not_at_location"])
+        elif request == "variable_price":
+            item = self._upsert_item([self._variation("#small", None)])
+            if item is not None:
+                self._order_catalog(f"c{int(item[1:]) + 1}", ["order.catalog_variable_price"])
+        elif request == "auto_tax":
+            self._keyed(Call("catalog", "batch_upsert", (), {"batches": [{"objects": [
+                tax, {"type": "ITEM", "id": "#item", "item_data": {
+                    "name": "Tea", "tax_ids": ["#tax"],
+                    "variations": [self._variation("#small", 250)]}}]}],
+                "idempotency_key": key}), ["catalog.batch_upsert_partial"])
+            # the batch's ids are the server's own: order the newest variation it made
+            self._catalog_search_then_order()
+
+    def _catalog_search_then_order(self) -> None:
+        """An item taxed by a tax of the same batch, ordered with auto_apply_taxes."""
+        label = self.session.next_label("c")
+        step = self.session.steps[-1]
+        if not step.oracle.get("accepted"):
+            return
+        # the batch's second object is the item; its first variation is what gets ordered
+        found = self.session.step(Call("catalog", "batch_upsert", (), {"batches": [
+            {"objects": [{"type": "TAX", "id": "#tax2", "tax_data": {
+                "name": "City tax", "percentage": "5", "enabled": True}},
+                {"type": "ITEM", "id": "#item2", "item_data": {
+                    "name": "Cake", "tax_ids": ["#tax2"],
+                    "variations": [self._variation("#slice", 250, "#item2")]}}]}],
+            "idempotency_key": self._key()}, (
+                Produce(label, "objects.1.item_data.variations.0.id"),)),
+            rules=["catalog.batch_upsert_partial"])
+        if label in found.produced:
+            self._order_catalog(label, ["order.auto_apply_taxes"],
+                                pricing_options={"auto_apply_taxes": True})
+
     # --------------------------------------------------------------------- replays
     @rule(j=INDEX, same_body=st.booleans())
     def replay(self, j: int, same_body: bool) -> None:
@@ -1046,6 +1297,9 @@ class ConformanceMachine(RuleBasedStateMachine):
                 self._refund_amount(p, "part")
             else:
                 self._finish_refund(self.refunds[-1], then)
+
+    def aim_catalog(self, request: str) -> None:
+        self._catalog(request)
 
     def aim_subscription(self, flaw: str | None) -> None:
         self._subscription(flaw)

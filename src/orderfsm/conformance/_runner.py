@@ -40,6 +40,11 @@ SHRINK_REPLAYS = 150  # and replays per divergence, at most
 OUT_OF_REACH = {
     "webhook.": "webhook deliveries (envelope, signature, retries) need a receiver; the runner "
                 "checks the subscription API only",
+    "catalog.version_updated_event": "an event, seen only by a webhook receiver",
+    "order.auto_apply_discounts": "needs pricing rules over product sets, which the runner "
+                                  "does not build",
+    "order.catalog_variable_discount": "needs a catalog discount, which the runner does not "
+                                       "build",
 }
 
 

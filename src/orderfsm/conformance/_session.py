@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from ..rules import CATALOG, VARIANTS
-from ._calls import Call, Ref
+from ._calls import Call, Ref, dig
 from ._sides import KIND_OF, OracleSide, Outcome, ServerSide
 
 __all__ = ["Mismatch", "Step", "Divergence", "Session", "rule_for_error", "divergence_type",
@@ -232,7 +232,7 @@ class Session:
         produced = []
         if o.obj is not None and s.obj is not None:
             for p in call.produces:
-                oid, sid = getattr(o.obj, p.attr), getattr(s.obj, p.attr)
+                oid, sid = dig(o.obj, p.attr), dig(s.obj, p.attr)
                 if oid and sid:
                     self.oracle.register(p.label, oid)
                     self.server.register(p.label, sid)
@@ -252,7 +252,8 @@ class Session:
 
         after = {label: _side_view(self.oracle, label) for label in self.kinds}
         main = st.label
-        if main is not None and main in self.kinds and o.obj is not None and s.obj is not None:
+        if (main is not None and main in self.kinds and call.result_name
+                and o.obj is not None and s.obj is not None):
             kind = self.kinds[main]
             st.server_views[main] = self.server.view(kind, s.obj)
             self._compare_views(main, self.oracle.view(kind, o.obj), st.server_views[main],
@@ -416,7 +417,7 @@ def disagreement(steps: list[Step], side: OracleSide,
             for p in st.call.produces:
                 if p.label not in st.produced:
                     continue
-                ident = getattr(o.obj, p.attr) if o.obj is not None else None
+                ident = dig(o.obj, p.attr) if o.obj is not None else None
                 if not ident:
                     return f"step {n}: the oracle creates no {p.label}"
                 side.register(p.label, ident)

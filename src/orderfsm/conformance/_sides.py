@@ -25,7 +25,7 @@ __all__ = ["Obj", "Outcome", "OracleSide", "ServerSide", "Control", "ServerUnrea
            "FIELDS", "KIND_OF", "view", "read_field"]
 
 RO = {"max_retries": 0}
-KIND_OF = {"o": "order", "p": "payment", "r": "refund", "w": "subscription"}
+KIND_OF = {"o": "order", "p": "payment", "r": "refund", "w": "subscription", "c": "catalog"}
 # Webhook event types Square documents that the runner subscribes to (it sends no others
 # except deliberately unknown ones).
 KNOWN_EVENT_TYPES = ("order.created", "order.updated", "order.fulfillment.updated",
@@ -36,7 +36,9 @@ KNOWN_EVENT_TYPES = ("order.created", "order.updated", "order.fulfillment.update
 IDEMPOTENT = {("orders", "create"): "CreateOrder", ("orders", "update"): "UpdateOrder",
               ("orders", "pay"): "PayOrder", ("orders", "clone"): "CloneOrder",
               ("payments", "create"): "CreatePayment", ("refunds", "refund_payment"): "RefundPayment",
-              ("webhooks.subscriptions", "create"): "CreateWebhookSubscription"}
+              ("webhooks.subscriptions", "create"): "CreateWebhookSubscription",
+              ("catalog.object", "upsert"): "UpsertCatalogObject",
+              ("catalog", "batch_upsert"): "BatchUpsertCatalogObjects"}
 BATCH_MAX = 100  # BatchRetrieveOrders ids
 
 
@@ -93,20 +95,27 @@ FIELDS: dict[str, dict[str, tuple[str, bool]]] = {
         "amount_money": ("x.amount_money.amount if x.amount_money else None", False),
         "payment_id": ("x.payment_id", True),
     },
+    "catalog": {
+        "type": ("x.type", False),
+        "is_deleted": ("bool(x.is_deleted)", False),
+    },
     "subscription": {
         "event_types": ("sorted(x.event_types or [])", False),
         "enabled": ("x.enabled", False),
         "notification_url": ("x.notification_url", False),
     },
 }
-PATHS = {"order": "/v2/orders/", "payment": "/v2/payments/", "refund": "/v2/refunds/",
-         "subscription": "/v2/webhooks/subscriptions/"}
+PATHS = {"order": ("/v2/orders/", "order"), "payment": ("/v2/payments/", "payment"),
+         "refund": ("/v2/refunds/", "refund"),
+         "subscription": ("/v2/webhooks/subscriptions/", "subscription"),
+         "catalog": ("/v2/catalog/object/", "object")}
 _COMPILED = {kind: {name: compile(expr, f"<{kind}.{name}>", "eval")
                     for name, (expr, _) in fields.items()} for kind, fields in FIELDS.items()}
 
 
 def read_field(kind: str, name: str, obj: Any) -> Any:
-    return eval(_COMPILED[kind][name], {"__builtins__": {"sorted": sorted, "len": len}}, {"x": obj})
+    return eval(_COMPILED[kind][name], {"__builtins__": {"sorted": sorted, "len": len, "bool": bool}},
+                {"x": obj})
 
 
 def view(kind: str, obj: Any, labels_by_id: Mapping[str, str]) -> dict[str, Any]:
@@ -238,6 +247,10 @@ class OracleSide(_Side):
                 obj = eng.get_refund(args[0])
             elif key == ("locations", "get"):
                 obj = eng.get_location(args[0])
+            elif call.resource in ("catalog", "catalog.object"):
+                obj = self._catalog(call.method, args, kw)
+                if obj is None:
+                    return Outcome(True)
             elif call.resource == "webhooks.subscriptions":
                 obj = self._subscriptions(call.method, args, kw)
             elif key == ("sim", "finish_refund"):
@@ -283,6 +296,26 @@ class OracleSide(_Side):
             return _rejected(err, call)
         return Outcome(True, Obj(obj))
 
+    def _catalog(self, method: str, args: list[Any], kw: dict[str, Any]) -> Any:
+        """The Catalog API on the engine's catalog, as the simulator's routes call it."""
+        eng = self.engine
+        cat = eng.catalog
+        if method == "upsert":
+            obj = _strip(kw["object"])
+            return eng.catalog_command(lambda: cat.upsert([[obj]], prefix="object",
+                                                          partial=False))["objects"][0]
+        if method == "get":
+            return cat.retrieve(args[0])["object"]
+        if method == "delete":
+            eng.catalog_command(lambda: cat.delete([args[0]], single=True))
+        elif method == "batch_upsert":
+            batches = [_strip(b["objects"]) for b in kw["batches"]]
+            return eng.catalog_command(lambda: cat.upsert(batches))
+        elif method == "search":
+            cat.search(object_types=kw.get("object_types"), deleted=False, begin_time=None,
+                       query=_strip(kw.get("query") or {}))
+        return None
+
     def _subscriptions(self, method: str, args: list[Any], kw: dict[str, Any]) -> Any:
         """Webhook subscriptions as the catalog's webhook.* rules describe them."""
         if method == "create":
@@ -315,6 +348,11 @@ class OracleSide(_Side):
         if kind == "subscription":
             found = self.subscriptions.get(ident)
             return None if found is None else Obj(found)
+        if kind == "catalog":
+            try:
+                return Obj(self.engine.catalog.retrieve(ident)["object"])
+            except SquareError:
+                return None
         rec = {"order": self.engine.orders, "payment": self.engine.payments,
                "refund": self.engine.refunds}[kind].get(ident)
         if rec is None:
@@ -324,6 +362,15 @@ class OracleSide(_Side):
         if kind == "payment":
             return Obj(self.engine.render_payment(rec))
         return Obj(self.engine.render_refund(rec))
+
+
+def _strip(value: Any) -> Any:
+    """A request body without its nulls (the SDK sends none; a create treats null as absent)."""
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
 
 
 def _url_problem(url: str) -> str | None:
@@ -465,13 +512,16 @@ class ServerSide(_Side):
             res = self._sdk(call.resource, call.method, *args, auth=call.auth, **kw)
         except ApiError as err:
             return _error_outcome(err.status_code or 0, err.body, call.result_name)
+        if call.method == "batch_upsert":
+            return Outcome(True, res)
         return Outcome(True, getattr(res, call.result_name or "", None))
 
     def read(self, kind: str, label: str) -> Any:
         ident = self.ids.get(label)
         if ident is None or self.control is None:
             return None
-        return self.control.get_object(PATHS[kind] + quote(ident, safe=""), kind)
+        path, name = PATHS[kind]
+        return self.control.get_object(path + quote(ident, safe=""), name)
 
 
 def _error_outcome(status: int, body: Any, result_name: str | None) -> Outcome:

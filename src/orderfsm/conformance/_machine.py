@@ -1051,6 +1051,11 @@ class ConformanceMachine(RuleBasedStateMachine):
                 kwargs["version"] = (kwargs.get("version") or 0) + 100
             elif call.resource == "webhooks.subscriptions":
                 kwargs["subscription"] = {**kwargs["subscription"], "name": "replayed"}
+            elif call.resource == "catalog.object":
+                kwargs["object"] = {**kwargs["object"], "present_at_location_ids": ["ELSEWHERE"]}
+            elif call.resource == "catalog":
+                kwargs["batches"] = [*kwargs["batches"], {"objects": [
+                    {"type": "CATEGORY", "id": "#replayed", "category_data": {"name": "Again"}}]}]
             else:
                 kwargs["order"] = {**kwargs["order"], "reference_id": "replayed"}
         self.session.step(Call(call.resource, call.method, call.args, kwargs, (),

@@ -98,6 +98,8 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "pricing.taxes_after_discounts": ("aim_flawed_order", "inclusive_tax"),
     "pricing.discount_step_order": ("aim_flawed_order", "order_discounts"),
     "pricing.line_item_fixed_shared": ("aim_flawed_order", "fixed_discount"),
+    "pricing.discount_sequence": ("aim_flawed_order", "fixed_discount"),
+    "pricing.order_scope_apportioned": ("aim_flawed_order", "order_discounts"),
     "pricing.service_charge_phases": ("aim_flawed_order", "service_charge"),
     "pricing.service_charge_phase": ("aim_flawed_order", "charge_phase"),
     "pricing.percentage_range": ("aim_flawed_order", "percentage"),

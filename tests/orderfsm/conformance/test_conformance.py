@@ -66,6 +66,9 @@ def test_simulator_conforms_to_its_own_engine() -> None:
     # What stays out of reach is said, with the reason.
     assert report.out_of_reach and all(report.out_of_reach.values())
     assert "needs the server's control API" not in " ".join(report.out_of_reach.values())
+    without_clock = conform(_without_control_api(quiet_app()), examples=1, seed=SEED, steps=1)
+    assert "refund.settlement" in without_clock.out_of_reach
+    assert "control API" in without_clock.out_of_reach["refund.settlement"]
     assert set(report.targeted) | set(report.out_of_reach) == set(CATALOG)
     for stats in report.rules.values():
         assert stats.checked == stats.passed and stats.diverged == 0

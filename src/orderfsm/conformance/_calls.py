@@ -85,7 +85,7 @@ class Call:
     @property
     def result_name(self) -> str | None:
         """The key of the response that holds the main object (``order``, ``payment``...)."""
-        if self.method in ("batch_get", "list"):
+        if self.method in ("batch_get", "list", "search"):
             return None
         if self.method == "test":
             return "subscription_test_result"

@@ -56,7 +56,7 @@ PRICING = {
     "overflow": ["pricing.amount_overflow"],
 }
 ORDER_FLAW = st.sampled_from([None, None, None, None, None, None, "two_fulfillments",
-                              "negative_price", "no_location", *PRICING])
+                              "negative_price", "no_location", "bare_line", *PRICING])
 CATALOG_REQUESTS = ["item", "item", "no_variations", "unknown_reference", "new_id", "no_data",
                     "unsupported_type", "child_type", "duplicate_ids", "partial_batch", "missing",
                     "search_combination", "search_attribute", "stale", "type_mismatch", "delete",
@@ -64,10 +64,13 @@ CATALOG_REQUESTS = ["item", "item", "no_variations", "unknown_reference", "new_i
                     "auto_tax"]
 SUBSCRIPTION_FLAWS = [None, None, "no_url", "no_types", "unknown_type", "bad_url", "missing"]
 MISUSES = ["order", "update_order", "payment", "complete_payment", "refund", "location", "cursor",
-           "limit", "batch", "auth"]
+           "limit", "batch", "auth", "search_everywhere", "search_closed_at"]
 TIMER_RULES = {"payment_delay": "payment.delayed_action", "refund_settle": "refund.settlement",
                "bank_settle": "payment.bank_settles"}
-PAYMENT_FLAWS = ["cvv", "postal_code", "expiration", "token_used", "invalid_source",
+PAYMENT_FLAWS = ["nonce_not_found", "card_on_file_not_found", "gift_card_funds",
+                 "gift_card_permission", "verification", "bank_uncaptured", "amount_zero",
+                 "app_fee", "declined_unknown_order",
+                 "cvv", "postal_code", "expiration", "token_used", "invalid_source",
                  "cash_without_details", "no_amount", "negative", "currency", "delay_too_short",
                  "delay_with_autocomplete", "bank", "bank", "bank_failure"]
 FULFILLMENT_STATES = st.sampled_from(["CANCELED", "RESERVED", "PREPARED", "COMPLETED", "FAILED",
@@ -169,6 +172,22 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "location.not_found": ("aim_misuse", "location"),
     "refund.after_failed": ("aim_refund_outcome", "fail", "refund"),
     "refund.not_pending": ("aim_refund_outcome", "settle", "settle"),
+    "payment.card_nonce_not_found": ("aim_payment", "nonce_not_found"),
+    "payment.card_on_file_not_found": ("aim_payment", "card_on_file_not_found"),
+    "payment.gift_card_insufficient_funds": ("aim_payment", "gift_card_funds"),
+    "payment.gift_card_insufficient_permission": ("aim_payment", "gift_card_permission"),
+    "payment.verification_required": ("aim_payment", "verification"),
+    "payment.ach_autocomplete_required": ("aim_payment", "bank_uncaptured"),
+    "payment.amount_zero": ("aim_payment", "amount_zero"),
+    "payment.app_fee_too_high": ("aim_payment", "app_fee"),
+    "payment.request_checked_before_card": ("aim_payment", "declined_unknown_order"),
+    "refund.cash_settles_at_once": ("aim_payment", None, "CASH", "refund"),
+    "pay_order.cash_payment": ("aim_cash_pay_order",),
+    "order.line_item_needs_name_and_price": ("aim_flawed_order", "bare_line"),
+    "order.pricing_locked": ("aim_paid", "discount"),
+    "order.fulfillment_locked_when_paid": ("aim_paid", "clear_fulfillment"),
+    "order.search_location_required": ("aim_misuse", "search_everywhere"),
+    "order.search_closed_at_open": ("aim_misuse", "search_closed_at"),
     "catalog.object_not_found": ("aim_catalog", "missing"),
     "catalog.item_needs_variation": ("aim_catalog", "no_variations"),
     "catalog.reference_unknown": ("aim_catalog", "unknown_reference"),
@@ -367,6 +386,10 @@ class ConformanceMachine(RuleBasedStateMachine):
                  }.get(flaw or "", ["order.version_increments"])
         if flaw in PRICING:
             rules = self._priced(order, items, flaw)
+        elif flaw == "bare_line":
+            items[0] = {"uid": items[0]["uid"], "quantity": "1"}
+            order["line_items"] = items
+            rules = ["order.line_item_needs_name_and_price"]
         step = self._keyed(
             Call("orders", "create", (), {"order": order, "idempotency_key": self._key()},
                  (Produce(label),)), rules)
@@ -589,9 +612,18 @@ class ConformanceMachine(RuleBasedStateMachine):
                   "invalid_source": "not-a-payment-source",
                   "cash_without_details": "CASH",
                   "bank": "bnon:bank-nonce-ok",
-                  "bank_failure": "bnon:bank-nonce-failure"}.get(flaw or "", source)
+                  "bank_uncaptured": "bnon:bank-nonce-ok",
+                  "bank_failure": "bnon:bank-nonce-failure",
+                  "nonce_not_found": "cnon:orderfsm-made-up",
+                  "card_on_file_not_found": "ccof:orderfsm-made-up",
+                  "gift_card_funds": "cnon:gift-card-nonce-insufficient-funds",
+                  "gift_card_permission": "cnon:gift-card-nonce-insufficient-permission",
+                  "verification": "ccof:customer-card-id-requires-verification",
+                  "declined_unknown_order": CARD_DECLINED}.get(flaw or "", source)
         if flaw in ("bank", "bank_failure"):
             autocomplete, delay = True, None
+        elif flaw == "bank_uncaptured":
+            autocomplete, delay = False, None
         kwargs: dict[str, Any] = {"source_id": source, "idempotency_key": NamedKey(key_name)}
         produces = [Produce(label)]
         rules: list[str] = []
@@ -625,8 +657,16 @@ class ConformanceMachine(RuleBasedStateMachine):
                 kwargs["delay_action"] = action
         if source == "CASH" and flaw != "cash_without_details":
             kwargs["cash_details"] = {"buyer_supplied_money": self._money(value)}
+        either = []
         if flaw == "no_amount":
             del kwargs["amount_money"]
+        elif flaw == "amount_zero":
+            kwargs["amount_money"] = self._money(0)
+        elif flaw == "app_fee":
+            kwargs["app_fee_money"] = self._money(value * 9 // 10 + 1)
+        elif flaw == "declined_unknown_order":
+            kwargs["order_id"] = "ORDERFSM_NO_SUCH_ORDER"
+            either.append("payment.request_checked_before_card")
         elif flaw == "negative":
             kwargs["amount_money"] = self._money(-value if value else -1)
         elif flaw == "currency":
@@ -637,7 +677,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         elif flaw == "delay_with_autocomplete":
             kwargs.update(autocomplete=True, delay_action="COMPLETE")
         step = self.session.step(Call("payments", "create", (), kwargs, tuple(produces)),
-                                 rules=rules or ["payment.order_total_mismatch"])
+                                 rules=rules or ["payment.order_total_mismatch"], either=either)
         if label in step.produced:
             self.payment_keys[label] = key_name
             self.keyed.append((step.call, label))
@@ -766,6 +806,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         if token:
             kwargs["payment_version_token"] = Token(label, token)
         rules = ["refund.return_order", "refund.original_order_unchanged", "refund.amount_exceeds"]
+        if p.get("source_type") in ("CASH", "EXTERNAL"):
+            rules.insert(0, "refund.cash_settles_at_once")
         if any(self.engine.refunds[r]["status"] == "PENDING" for r in p.get("refund_ids", ())):
             rules.insert(0, "refund.already_pending")
         watch = [lb for lb in self.orders if self.session.oracle.ids[lb] == p.get("order_id")]
@@ -1113,6 +1155,12 @@ class ConformanceMachine(RuleBasedStateMachine):
                 "order_ids": [f"{ghost}-{i}" for i in range(101)]}), "api.too_many_ids"),
             "auth": (Call("locations", "get", ("main",), auth="Basic b3JkZXJmc20="),
                      "api.unauthorized"),
+            "search_everywhere": (Call("orders", "search", (), {"location_ids": []}),
+                                  "order.search_location_required"),
+            "search_closed_at": (Call("orders", "search", (), {
+                "location_ids": [LOCATION], "query": {
+                    "filter": {"state_filter": {"states": ["OPEN", "COMPLETED"]}},
+                    "sort": {"sort_field": "CLOSED_AT"}}}), "order.search_closed_at_open"),
         }
         call, rule_id = calls[misuse]
         self.session.step(call, rules=[rule_id])
@@ -1242,6 +1290,15 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._refund_amount(p, "part")
         elif then == "replay":
             self._replay(self.keyed[-1][0], self.keyed[-1][1], args[0])
+        elif then == "discount":
+            order = self._versioned(o, "current")
+            order["discounts"] = [{"uid": "late", "name": "Late", "percentage": "5",
+                                   "scope": "ORDER"}]
+            self._update(o, order, ["order.pricing_locked"])
+        elif then == "clear_fulfillment":
+            uid = self._order(o)["fulfillments"][0]["uid"]
+            self._update(o, self._versioned(o, "current"), ["order.fulfillment_locked_when_paid"],
+                         [f"fulfillments[{uid}]"])
         elif then == "many":
             for _ in range(21):
                 self._refund(p, 1, None)
@@ -1288,6 +1345,18 @@ class ConformanceMachine(RuleBasedStateMachine):
             self._complete(p)
         elif then == "settle":
             self._time_to("bank_settle", 1)
+        elif then == "refund":
+            self._refund_amount(p, "part")
+
+    def aim_cash_pay_order(self) -> None:
+        o = self._new_order(False)
+        if o is None:
+            return
+        p = self._create_payment(o, "CASH", False, "due", None)
+        if p is not None:
+            self._keyed(Call("orders", "pay", (Ref(o),), {
+                "idempotency_key": self._key(), "payment_ids": [Ref(p)]}),
+                ["pay_order.cash_payment", "pay_order.settles"])
 
     def aim_misuse(self, misuse: str) -> None:
         self._misuse(misuse)

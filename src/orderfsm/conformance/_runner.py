@@ -38,8 +38,8 @@ SHRINK_REPLAYS = 150  # and replays per divergence, at most
 
 # Catalog rules no step of the runner exercises, and why.
 OUT_OF_REACH = {
-    "webhook.": "webhook deliveries (envelope, signature, retries) need a receiver; the runner "
-                "checks the subscription API only",
+    "webhook.": "webhook events and their deliveries (envelope, signature, retries, order) "
+                "need a receiver; the runner checks the subscription API only",
     "catalog.version_updated_event": "an event, seen only by a webhook receiver",
     "order.auto_apply_discounts": "needs pricing rules over product sets, which the runner "
                                   "does not build",

@@ -215,7 +215,8 @@ class Session:
         _compare_views(self.same, label, expected, actual, out)
 
     # ---------------------------------------------------------------------- steps
-    def step(self, call: Call, *, rules: Iterable[str] = (), watch: Iterable[str] = ()) -> Step:
+    def step(self, call: Call, *, rules: Iterable[str] = (), watch: Iterable[str] = (),
+             either: Iterable[str] = ()) -> Step:
         """Run ``call`` on both sides and compare; raise a :class:`Divergence` on a difference."""
         o = self.oracle.execute(call)
         s = self.server.execute(call)
@@ -267,6 +268,9 @@ class Session:
         self.oracle_views = after
         if st.mismatches:
             self._diverge(st)
+        # ``either``: rules the step checks whether the call is accepted or rejected (which
+        # of a request's checks comes first, for instance).
+        self.passed.update(either)
         if o.ok:
             self.passed.update(st.rules)
         else:

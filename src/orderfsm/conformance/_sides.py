@@ -258,6 +258,14 @@ class OracleSide(_Side):
                        "fail": eng.fail_refund}[args[1]](args[0])
             elif key == ("orders", "clone"):
                 obj = eng.clone_order(kw["order_id"], kw.get("version"))
+            elif key == ("orders", "search"):
+                query = kw.get("query") or {}
+                sort = (query.get("sort") or {}).get("sort_field") or "CREATED_AT"
+                states = ((query.get("filter") or {}).get("state_filter") or {}).get("states")
+                eng.search_orders(location_ids=[eng.main_location_id if x == self.location_id
+                                                else x for x in kw.get("location_ids") or []],
+                                  states=states, sort_field=sort.lower())
+                return Outcome(True)
             elif key == ("orders", "batch_get"):
                 if len(kw["order_ids"]) > BATCH_MAX:
                     raise violation("api.too_many_ids", maximum=BATCH_MAX, field="order_ids")

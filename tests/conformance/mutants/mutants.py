@@ -105,21 +105,21 @@ def _replay_any_body(stack: ExitStack) -> None:
 
 
 def _pay_order_overpayment(stack: ExitStack) -> None:
-    """PayOrder's ``paid != due`` became ``paid < due``: what is due is read as at least what
-    the listed payments add up to."""
+    """PayOrder's ``paid != total`` became ``paid < total``: the order's total is read as at
+    least what the listed payments add up to."""
     def mutate(pay_order: Callable) -> Callable:
         def lenient(self: Engine, order_id: str, payment_ids: Any = None,
                     order_version: Any = None) -> Any:
             paid = sum(self.payments[p]["amount_money"]["amount"] for p in payment_ids or ()
                        if p in self.payments)
 
-            def due(order: Any, tx: Any = None) -> int:
-                return max(Engine.amount_due(self, order, tx), paid)
-            self.amount_due = due  # type: ignore[method-assign]
+            def total(order: Any, *args: Any, **kwargs: Any) -> int:
+                return max(Engine._total(self, order, *args, **kwargs), paid)
+            self._total = total  # type: ignore[method-assign]
             try:
                 return pay_order(self, order_id, payment_ids, order_version)
             finally:
-                del self.amount_due
+                del self._total
         return lenient
     stack.enter_context(server_only(Engine, "pay_order", mutate))
 

@@ -26,6 +26,14 @@ Policy decisions (Square's behaviour was not observed for these):
   ``source_id`` and ``idempotency_key`` (reference §12, SEEN). Other missing required fields
   (objects, arrays, enums, strings without a minimum length) give MISSING_REQUIRED_PARAMETER.
 * JSON numbers with a fraction or exponent (even ``10.0``) are not integers.
+* Integers must fit the type Square gives them: ``format: int64`` fields (money amounts,
+  catalog versions) are 64-bit, other integers 32-bit (VALUE_TOO_HIGH / VALUE_TOO_LOW).
+* Decimal strings (``percentage``, ``quantity``) must be plain finite decimals (INVALID_VALUE):
+  see :mod:`orderfsm.numbers`.
+* A body nested deeper than :data:`MAX_DEPTH`, or holding a number JSON allows but Python
+  cannot hold (more than 4,300 digits, or a float beyond the double range), is a BAD_REQUEST.
+* Arrays the spec leaves unbounded but that must be bounded (see :data:`ARRAY_LIMITS`) get
+  their maximum from here.
 """
 
 from __future__ import annotations
@@ -37,9 +45,12 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from orderfsm.errors import ErrorDetail, SquareError
+from orderfsm.numbers import (MAX_INT_DIGITS, PERCENTAGE_MAX_LENGTH, QUANTITY_MAX_LENGTH,
+                              QUANTITY_MAX_PRECISION, decimal_problem, int_bounds)
 from simulator._schemas import QUERY_PARAMS, SCHEMAS
 
-__all__ = ["parse_json", "validate_body", "validate_query", "ERROR_CODES"]
+__all__ = ["parse_json", "validate_body", "validate_query", "ERROR_CODES", "MAX_DEPTH",
+           "ARRAY_LIMITS", "DECIMAL_FIELDS"]
 
 CATEGORY = "INVALID_REQUEST_ERROR"
 
@@ -62,8 +73,37 @@ ERROR_CODES = frozenset(
         "VALUE_TOO_SHORT",
         "VALUE_TOO_HIGH",
         "VALUE_TOO_LOW",
+        "INVALID_VALUE",
     }
 )
+
+#: Deepest JSON nesting accepted. Square's deepest request object (an order's line item's
+#: applied tax's money) is well under ten levels; anything far deeper is hostile.
+MAX_DEPTH = 32
+
+#: Limits Square's spec does not state as ``maxItems`` (docs/simulator.md, "Limits").
+#: (schema, property) -> maximum number of items.
+ARRAY_LIMITS = {
+    ("Order", "line_items"): 500,
+    ("Order", "taxes"): 500,
+    ("Order", "discounts"): 500,
+    ("Order", "service_charges"): 500,
+    ("Order", "fulfillments"): 100,
+    ("OrderLineItem", "modifiers"): 500,
+    ("OrderLineItem", "applied_taxes"): 500,
+    ("OrderLineItem", "applied_discounts"): 500,
+}
+
+#: Decimal-string fields: (schema, property) -> limits for orderfsm.numbers.decimal_problem.
+DECIMAL_FIELDS = {
+    ("OrderLineItem", "quantity"): {"max_length": QUANTITY_MAX_LENGTH,
+                                    "max_fraction_digits": QUANTITY_MAX_PRECISION},
+    ("OrderLineItemModifier", "quantity"): {"max_length": QUANTITY_MAX_LENGTH,
+                                            "max_fraction_digits": QUANTITY_MAX_PRECISION},
+    ("OrderLineItemTax", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},
+    ("OrderLineItemDiscount", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},
+    ("OrderServiceCharge", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},
+}
 
 # Details. SEEN in §12: MISSING, EMPTY, EXPECTED_STRING/OBJECT/ARRAY, TOO_LONG, enum form.
 # GUESS (by analogy): EXPECTED_INTEGER/BOOLEAN/FLOAT/MAP, TOO_SHORT/HIGH/LOW, item counts,
@@ -106,10 +146,11 @@ class _Field:
 
     __slots__ = (
         "kind", "required", "enum", "min_len", "max_len", "minimum", "maximum",
-        "min_items", "max_items", "target", "sub", "checked",
+        "min_items", "max_items", "target", "sub", "checked", "decimal",
     )
 
-    def __init__(self, spec: Mapping[str, Any], objects: Mapping[str, "_Obj"], required: bool):
+    def __init__(self, spec: Mapping[str, Any], objects: Mapping[str, "_Obj"], required: bool,
+                 where: tuple[str, str] | None = None):
         stype = spec["type"]
         if stype == "object":
             self.kind = _MAP if "additionalProperties" in spec else _OBJ
@@ -121,8 +162,16 @@ class _Field:
         self.max_len = spec.get("maxLength")
         self.minimum = spec.get("minimum")
         self.maximum = spec.get("maximum")
+        if self.kind == _INT:
+            # Every integer is bounded by its wire type (int64 or 32-bit), spec limits or not.
+            lo, hi = int_bounds(spec.get("format"))
+            self.minimum = lo if self.minimum is None else max(self.minimum, lo)
+            self.maximum = hi if self.maximum is None else min(self.maximum, hi)
         self.min_items = spec.get("minItems", 0)
         self.max_items = spec.get("maxItems")
+        if where in ARRAY_LIMITS and self.max_items is None:
+            self.max_items = ARRAY_LIMITS[where]
+        self.decimal = DECIMAL_FIELDS.get(where) if where is not None else None
         self.target = objects[spec["$ref"]] if "$ref" in spec else None
         if "items" in spec:
             self.sub = _Field(spec["items"], objects, False)
@@ -134,7 +183,7 @@ class _Field:
         self.checked = bool(
             self.enum is not None or self.min_len or self.max_len is not None
             or self.minimum is not None or self.maximum is not None
-            or self.min_items or self.max_items is not None
+            or self.min_items or self.max_items is not None or self.decimal is not None
         )
 
 
@@ -153,7 +202,7 @@ def _compile(schemas: Mapping[str, Any]) -> dict[str, _Obj]:
     for name, schema in schemas.items():
         required = set(schema.get("required", ()))
         objects[name].fields = tuple(
-            (pname, _Field(pspec, objects, pname in required))
+            (pname, _Field(pspec, objects, pname in required, (name, pname)))
             for pname, pspec in schema["properties"].items()
         )
     return objects
@@ -249,6 +298,18 @@ def _check(field: _Field, v: Any, prefix: str, name: str, errs: list, ignore: Se
 
 
 def _check_string(field: _Field, v: str, path: str, errs: list) -> None:
+    if field.decimal is not None:
+        before = len(errs)
+        _check_text(field, v, path, errs)
+        if len(errs) == before:
+            problem = decimal_problem(v, **field.decimal)
+            if problem is not None:
+                errs.append(_err("INVALID_VALUE", problem, path))
+        return
+    _check_text(field, v, path, errs)
+
+
+def _check_text(field: _Field, v: str, path: str, errs: list) -> None:
     if field.enum is not None:
         if v not in field.enum:
             errs.append(_err(
@@ -283,7 +344,8 @@ def parse_json(raw: bytes) -> object:
         return {}
     try:
         # Decode explicitly: json.loads(bytes) would also accept UTF-16/32 bodies.
-        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                           parse_float=_finite_float, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         detail = f"Malformed JSON: {exc.msg} (line {exc.lineno}, character {exc.colno})."
     except UnicodeDecodeError:
@@ -292,7 +354,41 @@ def parse_json(raw: bytes) -> object:
         detail = f"Malformed JSON: {exc.args[0]} is not a valid JSON number."
     except RecursionError:
         detail = "Malformed JSON: the document is nested too deeply."
+    else:
+        if _too_deep(value):
+            detail = f"Malformed JSON: the document is nested deeper than {MAX_DEPTH} levels."
+        else:
+            return value
     raise SquareError(400, [_err("BAD_REQUEST", detail)])
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf, which has no JSON form to echo
+        raise _NonFiniteNumber(f"{text[:40]} (out of range)")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_INT_DIGITS:  # int() itself would raise ValueError past 4,300 digits
+        raise _NonFiniteNumber(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _too_deep(value: object) -> bool:
+    """Whether ``value`` nests containers deeper than MAX_DEPTH (iterative: no recursion)."""
+    if type(value) not in (dict, list):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                if depth >= MAX_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 class _NonFiniteNumber(ValueError):
@@ -345,6 +441,12 @@ def validate_query(operation: str, params: Mapping[str, str]) -> dict:
         if kind == _INT:
             if not _INT_TEXT.fullmatch(raw):
                 errs.append(_err("EXPECTED_INTEGER", _EXPECTED["EXPECTED_INTEGER"], name))
+                continue
+            if len(raw.lstrip("-").lstrip("0")) > 20:  # beyond int64 whatever the digits
+                code = "VALUE_TOO_LOW" if raw.startswith("-") else "VALUE_TOO_HIGH"
+                bound = field.minimum if code == "VALUE_TOO_LOW" else field.maximum
+                word = "less" if code == "VALUE_TOO_LOW" else "greater"
+                errs.append(_err(code, f"Field must not be {word} than {bound}", name))
                 continue
             value: Any = int(raw)
             if field.checked:

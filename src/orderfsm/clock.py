@@ -61,7 +61,12 @@ def parse_rfc3339(text: str) -> datetime:
     value = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     if value.tzinfo is None:
         raise ValueError(f"timestamp without an offset: {text!r}")
-    return value.astimezone(timezone.utc)
+    try:
+        # Near the calendar's ends an offset can move the instant out of what datetime holds
+        # (9999-12-31T23:59:59-23:59 is in year 10000 in UTC).
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"timestamp out of range: {text!r}") from None
 
 
 def parse_duration(text: str) -> timedelta:
@@ -72,6 +77,14 @@ def parse_duration(text: str) -> timedelta:
     if _ and not time_part:
         raise ValueError(f"not a duration: {text!r}")
     total = timedelta()
+    try:
+        return _sum_duration(text, date_part, time_part, total)
+    except (OverflowError, ValueError):
+        raise ValueError(f"not a duration in range: {text!r}") from None
+
+
+def _sum_duration(text: str, date_part: str, time_part: str, total: timedelta) -> timedelta:
+    # timedelta holds at most 999,999,999 days; P99999999999D overflows it.
     for part, units in ((date_part, {"W": 604800, "D": 86400}),
                         (time_part, {"H": 3600, "M": 60, "S": 1})):
         number = ""

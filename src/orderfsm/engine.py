@@ -33,6 +33,7 @@ from .lifecycles.payment import (
     PaymentContext,
 )
 from .lifecycles.refund import DEFAULT_SETTLE_DELAY
+from .numbers import INT64_MAX
 from .pricing import apply_pricing, attach_applied, check_request, derived_uid, price_order
 from .rules import Variants, violation
 
@@ -219,7 +220,14 @@ class Engine:
             self._stamp_text = rfc3339(now)
         return self._stamp_text
 
-    def _run(self, body: Callable[[_Tx], Any], *, fire_due: bool = True) -> Any:
+    def _run(self, body: Callable[[_Tx], Any], *, fire_due: bool = True,
+             render: Callable[[Any, _Tx], Any] | None = None) -> Any:
+        """Run one command atomically: stage, compute everything, then commit.
+
+        ``body`` stages its changes in a :class:`_Tx`; ``render`` (if given) turns its result
+        into the answer while the changes are still staged. Every staged order is priced and
+        every event built before anything is committed, so an exception anywhere (a rule's
+        SquareError or a bug) leaves the engine exactly as it was."""
         if fire_due:
             self.fire_due()
         tx = _Tx(self.ids.counter)
@@ -231,6 +239,11 @@ class Engine:
             token = RECORDING.set(taken)
         try:
             result = body(tx)
+            answer = render(result, tx) if render is not None else result
+            for oid, rec in tx.orders.items():
+                if render is None or rec is not result:
+                    price_order(rec, self.currency)
+            events = self._build_events(tx)
         except BaseException:
             self.ids.counter = tx.counter
             raise
@@ -238,12 +251,19 @@ class Engine:
             self._tx = None
             if token is not None:
                 RECORDING.reset(token)
-        self._commit(tx)
+        self._commit(tx, events)
         if taken is not None:
             observer.committed(taken, self._stamp())
-        return result
+        return answer
 
-    def _commit(self, tx: _Tx) -> None:
+    def _build_events(self, tx: _Tx) -> list[DomainEvent]:
+        if not self.record_events or not tx.events:
+            return []
+        at = self.clock.now()
+        return [self._make_event(etype, ident, extra, at, tx) for etype, ident, extra in tx.events]
+
+    def _commit(self, tx: _Tx, events: list[DomainEvent]) -> None:
+        # Only assignments from here on: everything that could fail has run in _run.
         for oid, rec in tx.orders.items():
             before = self.orders.get(oid)
             self.orders[oid] = rec
@@ -263,10 +283,7 @@ class Engine:
         for due, kind, ident in tx.timers:
             self._timer_seq += 1
             heapq.heappush(self._timers, (due, self._timer_seq, kind, ident))
-        if self.record_events:
-            at = self.clock.now()
-            for etype, ident, extra in tx.events:
-                self.events.append(self._make_event(etype, ident, extra, at))
+        self.events.extend(events)
 
     # Reads that see the command's own staged changes. Committed records are never changed
     # in place: a command changes copies, and commit swaps them in.
@@ -407,12 +424,14 @@ class Engine:
     def render_refund(self, rec: Mapping[str, Any]) -> dict[str, Any]:
         return _public(rec)
 
-    def _make_event(self, etype: str, ident: str, extra: dict, at: datetime) -> DomainEvent:
+    def _make_event(self, etype: str, ident: str, extra: dict, at: datetime,
+                    tx: _Tx | None = None) -> DomainEvent:
         if etype == "catalog.version.updated":
             return DomainEvent(etype, "catalog_version", ident, None, at,
                                {"catalog_version": {"updated_at": extra["updated_at"]}})
         if etype.startswith("order."):
-            rec = self.orders[ident]
+            rec = tx.orders.get(ident) if tx is not None else None
+            rec = rec if rec is not None else self.orders[ident]
             summary = {
                 "order_id": ident,
                 "version": rec.get("version"),
@@ -432,10 +451,12 @@ class Engine:
             return DomainEvent(etype, etype.replace("order.", "order_").replace(".", "_"), ident,
                                rec.get("location_id"), at, data)
         if etype.startswith("payment."):
-            rec = self.payments[ident]
+            rec = tx.payments.get(ident) if tx is not None else None
+            rec = rec if rec is not None else self.payments[ident]
             return DomainEvent(etype, "payment", ident, rec.get("location_id"), at,
                                {"payment": self.render_payment(rec)})
-        rec = self.refunds[ident]
+        rec = tx.refunds.get(ident) if tx is not None else None
+        rec = rec if rec is not None else self.refunds[ident]
         obj = self.render_refund(rec)
         obj["version"] = rec.get("_version", 1)
         return DomainEvent(etype, "refund", ident, rec.get("location_id"), at, {"refund": obj})
@@ -463,6 +484,9 @@ class Engine:
                             field=f"{field}.currency")
         if amount is None:
             return 0
+        if type(amount) is not int or amount > INT64_MAX:
+            raise violation("api.invalid_value", field=f"{field}.amount",
+                            reason=f"An amount must be an integer no greater than {INT64_MAX}.")
         if amount < 0:
             raise violation("money.non_negative", field=f"{field}.amount")
         return amount
@@ -561,8 +585,7 @@ class Engine:
             self._emit(tx, "order.created", oid)
             return rec
 
-        rec = self._run(run)
-        return self.render_order(rec)
+        return self._run(run, render=self.render_order)
 
     def _new_fulfillment(self, tx: _Tx, order: dict, f: dict, index: int, *, paid: bool) -> None:
         ftype = f.get("type")
@@ -707,8 +730,7 @@ class Engine:
                 self._emit(tx, "order.fulfillment.updated", order_id, updates=updates)
             return rec
 
-        rec = self._run(run)
-        return self.render_order(rec)
+        return self._run(run, render=self.render_order)
 
     def _change_order_state(self, tx: _Tx, rec: dict, target: str,
                             processed: bool) -> list[dict[str, str]]:
@@ -777,7 +799,7 @@ class Engine:
             # No order.created: it is "triggered only by the CreateOrder endpoint call".
             return rec
 
-        return self.render_order(self._run(run))
+        return self._run(run, render=self.render_order)
 
     def calculate_order(self, order: Mapping[str, Any]) -> dict[str, Any]:
         """CalculateOrder: the order with Square's computed fields; nothing is stored."""
@@ -853,7 +875,7 @@ class Engine:
             self._emit(tx, "order.updated", order_id)
             return order
 
-        return self.render_order(self._run(run))
+        return self._run(run, render=self.render_order)
 
     # ================================================================ payments
     def _capture_effects(self, payment: dict) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import time
 from typing import Any, Iterable, Mapping
 
 from fastapi import FastAPI, Request
@@ -21,40 +24,133 @@ log = logging.getLogger("orderfsm.simulator")
 SQUARE_VERSION = "2025-08-20"
 
 
-class _RequestLog:
-    """Pure ASGI middleware: one log line per request (method, path, status, rule id) and the
-    ``square-version`` response header echoing the request's."""
+INTERNAL_ERROR_DETAIL = ("An internal error has occurred, and the API was unable to service "
+                         "your request.")
+TOO_LARGE_DETAIL = "The request body is larger than {limit} bytes."
 
-    def __init__(self, app: Any, enabled: bool) -> None:
+
+def merchant_tag(token: str | None) -> str:
+    """A short, stable, non-reversible name for a merchant's token, for logs."""
+    if not token:
+        return "-"
+    return hashlib.blake2b(token.encode("utf-8", "replace"), digest_size=4).hexdigest()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _error_bytes(code: str, detail: str, category: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "detail": detail, "category": category}]},
+                      separators=(",", ":")).encode()
+
+
+class _RequestLog:
+    """Pure ASGI middleware, outermost: the request log, the ``square-version`` header, the
+    request size cap and the last line of defence against bugs.
+
+    * One log record per request: method, path, status, duration, the merchant as a hashed
+      token and, on a rejection, the rule id (INFO; ERROR with one traceback on a 500).
+    * Every response carries ``square-version`` (the request's, or the simulator's).
+    * A body over ``max_body`` bytes is refused with 413 REQUEST_ENTITY_TOO_LARGE, from its
+      Content-Length before reading or while it streams in.
+    * An unexpected exception answers Square's INTERNAL_SERVER_ERROR body (500) and is not
+      re-raised, so the server logs it once."""
+
+    def __init__(self, app: Any, config: SimulatorConfig) -> None:
         self.app = app
-        self.enabled = enabled
+        self.config = config  # read per request: log_requests and max_body_bytes may change
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         version = SQUARE_VERSION
+        token = None
+        length = None
         for name, value in scope.get("headers", ()):
             if name == b"square-version":
                 version = value.decode("latin-1")
-                break
-        status_box = [0]
+            elif name == b"authorization":
+                scheme, _, rest = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer":
+                    token = rest.strip() or None
+            elif name == b"content-length":
+                length = value
+        encoded_version = version.encode("latin-1")
+        state = {"status": 0}
 
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
-                status_box[0] = message["status"]
+                state["status"] = message["status"]
                 headers = list(message.get("headers", ()))
-                headers.append((b"square-version", version.encode("latin-1")))
+                headers.append((b"square-version", encoded_version))
                 message = {**message, "headers": headers}
             await send(message)
 
+        limit = self.config.max_body_bytes
+        received = 0
+
+        async def receive_capped() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        failure: BaseException | None = None
         try:
-            await self.app(scope, receive, send_wrapper)
+            if limit is not None and length is not None and length.isdigit() \
+                    and int(length[:20]) > limit:
+                raise _BodyTooLarge
+            await self.app(scope, receive_capped if limit is not None else receive, send_wrapper)
+        except _BodyTooLarge:
+            scope["orderfsm.rule"] = "REQUEST_ENTITY_TOO_LARGE"
+            if state["status"] == 0:
+                await self._answer(send_wrapper, 413, _error_bytes(
+                    "REQUEST_ENTITY_TOO_LARGE", TOO_LARGE_DETAIL.format(limit=limit),
+                    "INVALID_REQUEST_ERROR"))
+        except Exception as exc:  # a bug: answer like Square, log once, keep serving
+            failure = exc
+            scope["orderfsm.rule"] = "INTERNAL_SERVER_ERROR"
+            if state["status"] == 0:
+                await self._answer(send_wrapper, 500, _error_bytes(
+                    "INTERNAL_SERVER_ERROR", INTERNAL_ERROR_DETAIL, "API_ERROR"))
         finally:
-            if self.enabled and not (scope.get("orderfsm.quiet") and status_box[0] < 400):
-                rule = scope.get("orderfsm.rule")
-                log.info("%s %s %s%s", scope["method"], scope["path"], status_box[0],
-                         f" rule={rule}" if rule else "")
+            status = state["status"] or 500
+            # orderfsm.quiet: a route (the inspector's polling) asks for no line unless it fails.
+            quiet = scope.get("orderfsm.quiet") and status < 400
+            if (self.config.log_requests and not quiet) or failure is not None:
+                self._log(scope, status, started, token, failure)
+
+    @staticmethod
+    async def _answer(send: Any, status: int, body: bytes) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _log(scope: dict, status: int, started: float, token: str | None,
+             failure: BaseException | None) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        rule = scope.get("orderfsm.rule")
+        fields = {"method": scope["method"], "path": scope["path"], "status": status,
+                  "duration_ms": round(ms, 1), "merchant": merchant_tag(token)}
+        if rule:
+            fields["rule"] = rule
+        # "METHOD PATH STATUS [rule=ID] 1.2ms merchant=TAG": the rule sits next to the status.
+        text = (f"{fields['method']} {fields['path']} {status}"
+                + (f" rule={rule}" if rule else "")
+                + f" {ms:.1f}ms merchant={fields['merchant']}")
+        if failure is not None:
+            log.error("%s", text, exc_info=(type(failure), failure, failure.__traceback__),
+                      extra={"http": fields})
+        else:
+            log.info("%s", text, extra={"http": fields})
 
 
 def _square_error(request: Request, err: SquareError) -> Any:
@@ -121,12 +217,6 @@ def create_app(
         return _square_error(request, SquareError(exc.status_code, [ErrorDetail(
             "INVALID_REQUEST_ERROR", "BAD_REQUEST", str(exc.detail))]))
 
-    @app.exception_handler(Exception)
-    async def on_crash(request: Request, exc: Exception) -> Any:  # pragma: no cover - a bug
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _square_error(request, SquareError(500, [ErrorDetail(
-            "API_ERROR", "INTERNAL_SERVER_ERROR",
-            "An internal error has occurred, and the API was unable to service your request.")]))
-
-    app.add_middleware(_RequestLog, enabled=config.log_requests)
+    # Unexpected exceptions are answered by _RequestLog (outermost), which also logs them.
+    app.add_middleware(_RequestLog, config=config)
     return app

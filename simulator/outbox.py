@@ -43,7 +43,7 @@ from orderfsm.ids import IdGenerator
 __all__ = [
     "EVENT_TYPES", "EMITTED_EVENT_TYPES", "TEST_EVENT_TYPE", "SIGNATURE_HEADER",
     "RETRY_DELAYS", "RETRY_WINDOW", "DELIVERY_TIMEOUT", "STATUSES",
-    "sign", "retry_delay", "retry_offsets", "url_problem",
+    "sign", "retry_delay", "retry_offsets", "url_problem", "host_problem",
     "Faults", "Subscription", "Attempt", "Delivery", "Event", "Outbox", "Dispatcher",
     "outbox_for",
 ]
@@ -261,6 +261,25 @@ def url_problem(url: str) -> str | None:
     if parts.fragment:
         return "a notification URL cannot have a fragment."
     return None
+
+
+def host_problem(url: str, allow: Iterable[str] = ()) -> str | None:
+    """Why deliveries may not go to ``url``'s host, or None when they may.
+
+    Loopback hosts are always allowed; other hosts only when named in ``allow`` (exact host
+    names, case-insensitive) or when ``allow`` holds ``*``. This keeps a shared simulator
+    from making requests wherever a caller points it."""
+    try:
+        host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    except ValueError:
+        return "it is not a URL."
+    if _is_loopback(host):
+        return None
+    allowed = {h.lower().rstrip(".") for h in allow}
+    if "*" in allowed or host in allowed:
+        return None
+    return (f"deliveries to `{host}` are not allowed by this server: only loopback hosts "
+            "are, unless it runs with `--webhook-allow HOST` (or `*`).")
 
 
 def _probability(value: float | bool) -> float:

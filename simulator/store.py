@@ -29,6 +29,10 @@ class SimulatorConfig:
     webhooks: bool = True
     #: CatalogObjects every merchant starts with (``orderfsm serve --catalog FILE``).
     catalog: list[dict[str, Any]] | None = None
+    #: Largest request body accepted, in bytes (413 REQUEST_ENTITY_TOO_LARGE above it).
+    max_body_bytes: int | None = 1024 * 1024
+    #: Hosts webhook deliveries may go to besides loopback ("*" allows any host).
+    webhook_allow: tuple[str, ...] = ()
 
     def resolved_variants(self) -> Variants:
         return Variants(self.variants)

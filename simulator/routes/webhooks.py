@@ -22,7 +22,7 @@ from orderfsm.rules import violation
 from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, query_limit,
                     query_sort_order, read_body, strip_nulls)
 from ..outbox import (EVENT_TYPES, RETRY_WINDOW, STATUSES, Dispatcher, Outbox, Subscription,
-                      url_problem)
+                      host_problem, url_problem)
 from ..validation import validate_query
 
 __all__ = ["router", "install"]
@@ -109,7 +109,7 @@ def _bad(field: str | None, detail: str, code: str = "INVALID_VALUE") -> SquareE
 
 
 # ================================================================ Square's API
-def _checked(sub: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+def _checked(sub: dict[str, Any], *, creating: bool, allow: Any = ()) -> dict[str, Any]:
     """The subscription fields of a create/update body, checked; nulls mean "not given"."""
     out: dict[str, Any] = {}
     for name in ("notification_url", "event_types"):
@@ -125,6 +125,8 @@ def _checked(sub: dict[str, Any], *, creating: bool) -> dict[str, Any]:
         out["event_types"] = list(dict.fromkeys(types))
     if "notification_url" in sub:
         reason = url_problem(sub["notification_url"])
+        if reason is None:
+            reason = host_problem(sub["notification_url"], allow)
         if reason is not None:
             raise violation("webhook.notification_url_invalid", reason=reason)
         out["notification_url"] = sub["notification_url"]
@@ -191,7 +193,8 @@ async def create_webhook_subscription(request: Request):
     version = _api_version(request)
 
     def run() -> dict[str, Any]:
-        fields = _checked(strip_nulls(body["subscription"]), creating=True)
+        fields = _checked(strip_nulls(body["subscription"]), creating=True,
+                          allow=request.app.state.config.webhook_allow)
         sub = ob.create_subscription(
             name=fields.get("name"), event_types=fields["event_types"],
             notification_url=fields["notification_url"],
@@ -213,7 +216,8 @@ async def update_webhook_subscription(subscription_id: str, request: Request):
     body = await read_body(request, "UpdateWebhookSubscriptionRequest")
     sub = _subscription(ob, subscription_id)
     given = strip_nulls(body.get("subscription") or {})
-    fields = _checked({k: v for k, v in given.items() if k in _UPDATABLE}, creating=False)
+    fields = _checked({k: v for k, v in given.items() if k in _UPDATABLE}, creating=False,
+                      allow=request.app.state.config.webhook_allow)
     ob.update_subscription(sub, fields)
     return json_response({"subscription": sub.to_json(with_key=False)})
 

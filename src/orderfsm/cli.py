@@ -210,14 +210,23 @@ def serve(
                                            "same responses.")] = 0,
     refund_settle_seconds: Annotated[float, typer.Option(
         help="Virtual seconds before a PENDING card refund settles.")] = 10.0,
-    quiet: Annotated[bool, typer.Option(help="Do not log one line per request.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        help="Log warnings and errors only (no line per request).")] = False,
+    log_level: Annotated[str, typer.Option(
+        "--log-level", help="debug, info (one line per request), warning, error or critical."
+    )] = "info",
+    log_format: Annotated[str, typer.Option(
+        "--log-format", help="text, or json (one object per line).")] = "text",
+    webhook_allow: Annotated[str | None, typer.Option(
+        "--webhook-allow", metavar="HOST[,HOST...]",
+        help="Hosts webhook subscriptions may deliver to besides loopback; * allows any.",
+    )] = None,
     catalog: Annotated[Path | None, typer.Option(
         "--catalog", metavar="FILE", help="JSON file: a list of CatalogObjects (fixed ids) that "
                                           "every merchant's catalog starts with.")] = None,
 ) -> None:
     """Run the Square simulator under uvicorn and print its base URL."""
-    import logging
-
+    from .logs import LEVELS, configure
     from .rules import Variants
     from .simulator import _free_port, create_app, serve_forever
 
@@ -234,12 +243,16 @@ def serve(
             in_use = problem.errno == errno.EADDRINUSE
             _fail(f"cannot listen on {host}:{port}: {problem.strerror or problem}",
                   ["pass --port 0 to pick a free port"] if in_use else None)
-    if not quiet:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if log_level.lower() not in LEVELS:
+        _fail(f"unknown log level {log_level!r}; choose one of {', '.join(LEVELS)}")
+    if log_format not in ("text", "json"):
+        _fail(f"unknown log format {log_format!r}; choose text or json")
+    allow = tuple(h.strip().lower() for h in (webhook_allow or "").split(",") if h.strip())
+    configure(log_level, log_format, quiet=quiet)
     application = create_app(variants=dict(variants), seed=seed,
                              refund_settle_seconds=refund_settle_seconds)
-    application.state.config.log_requests = not quiet
     application.state.config.catalog = seed_catalog
+    application.state.config.webhook_allow = allow
     base = f"http://{host}:{port}"
     out = _out()
     out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")

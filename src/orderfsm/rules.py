@@ -860,7 +860,10 @@ _RULES += [
     Rule("webhook.notification_url_invalid", "webhook",
          "Square requires a well-formed, reachable HTTPS notification_url. This server also "
          "accepts http:// URLs on loopback hosts (localhost, 127.0.0.0/8, ::1) so receivers can "
-         "run locally; other http:// URLs are rejected.", ("S24",), C,
+         "run locally; other http:// URLs are rejected. Deliveries go to loopback hosts only "
+         "unless the server allows more (`serve --webhook-allow HOST[,HOST...]` or `*`); a URL "
+         "on any other host is rejected when the subscription is created or updated.",
+         ("S24",), C,
          _e(400, IRE, "INVALID_VALUE", "URL is not valid: {reason}", "subscription.notification_url"),
          example="CreateWebhookSubscription with notification_url 'http://example.com/hook'."),
     Rule("webhook.subscription_not_found", "webhook",

@@ -11,6 +11,10 @@ from typing import Any
 import pytest
 from square.core.api_error import ApiError
 
+from simulator.app import merchant_tag
+
+TOKEN = "sandbox-token-a"  # the raw fixture's token (tests/simulator/conftest.py)
+
 RO = {"max_retries": 0}
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
@@ -262,13 +266,20 @@ def test_one_log_line_per_request(raw, caplog) -> None:
     raw.get("/v2/payments/nope")
     raw.post("/v2/payments", json={"idempotency_key": "k", "source_id": "cnon:card-nonce-ok"})
     raw.post("/v2/orders", content=b"{")
-    lines = [r.getMessage() for r in caplog.records if r.name == "orderfsm.simulator"]
+    records = [r for r in caplog.records if r.name == "orderfsm.simulator"]
+    tag = merchant_tag(TOKEN)
+    assert len(tag) == 8 and TOKEN not in tag
+    lines = [re.sub(r" \d+\.\dms ", " Tms ", r.getMessage()) for r in records]
     assert lines == [
-        "GET /v2/locations 200",
-        "GET /v2/payments/nope 404 rule=payment.not_found",
-        "POST /v2/payments 400 rule=payment.amount_required",
-        "POST /v2/orders 400 rule=BAD_REQUEST",
+        f"GET /v2/locations 200 Tms merchant={tag}",
+        f"GET /v2/payments/nope 404 rule=payment.not_found Tms merchant={tag}",
+        f"POST /v2/payments 400 rule=payment.amount_required Tms merchant={tag}",
+        f"POST /v2/orders 400 rule=BAD_REQUEST Tms merchant={tag}",
     ]
+    assert all(r.levelno == logging.INFO for r in records)
+    assert records[1].http == {"method": "GET", "path": "/v2/payments/nope", "status": 404,
+                               "duration_ms": records[1].http["duration_ms"],
+                               "merchant": tag, "rule": "payment.not_found"}
 
 
 def test_log_can_be_switched_off(make_app, make_raw, caplog) -> None:

@@ -3,6 +3,8 @@ SDK over HTTP, exactly as a developer would use it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import subprocess
@@ -215,3 +217,46 @@ def test_bad_variant_exits_with_a_message(variant: str, message: str) -> None:
     assert message in err
     assert "Traceback" not in err
     assert "listening" not in out
+
+
+# ------------------------------------------------------------------------------ logs
+def _wait_for(log: Path, needle: str) -> str:
+    deadline = time.monotonic() + 10
+    while needle not in log.read_text():
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    return log.read_text()
+
+
+def test_json_logs_one_line_per_request_without_library_noise(tmp_path: Path) -> None:
+    with contextlib.contextmanager(_start)(tmp_path, "--log-format", "json",
+                                           "--webhook-allow", "hooks.test") as server:
+        sq = server.client("log-token")
+        _paid_refunded_order(sq)
+        server.http.get(server.base_url + "/v2/orders/nope",
+                        headers={"Authorization": "Bearer log-token"})
+        text = _wait_for(server.log, "/v2/orders/nope")
+        lines = [json.loads(raw) for raw in text.splitlines() if raw.strip()]
+        requests = [entry for entry in lines if "method" in entry]
+        assert [(e["method"], e["status"]) for e in requests][-4:] == [
+            ("POST", 200), ("POST", 200), ("GET", 200), ("GET", 404)]
+        miss = requests[-1]
+        assert miss["rule"] == "order.not_found" and miss["level"] == "info"
+        assert set(miss) >= {"time", "path", "duration_ms", "merchant"}
+        assert "log-token" not in text
+        assert len(lines) == len(requests), "only request lines at the default level"
+        assert "Finished processing state" not in text
+        # The allow list reached the app: a subscription to the allowed host is accepted.
+        r = server.http.post(server.base_url + "/v2/webhooks/subscriptions",
+                             headers={"Authorization": "Bearer log-token"},
+                             json={"subscription": {"event_types": ["payment.created"],
+                                                    "notification_url": "https://hooks.test/x"}})
+        assert r.status_code == 200, r.text
+
+
+def test_quiet_drops_request_lines(tmp_path: Path) -> None:
+    with contextlib.contextmanager(_start)(tmp_path, "--quiet") as server:
+        server.http.get(server.base_url + "/v2/orders/nope",
+                        headers={"Authorization": "Bearer t"})
+        time.sleep(0.3)
+        assert "/v2/orders/nope" not in server.log.read_text()

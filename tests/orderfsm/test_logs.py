@@ -31,8 +31,26 @@ def restore_logging() -> Iterator[None]:
 
 
 def _drive_engine() -> None:
+    """A paid order: the order and payment machines fire (transitions logs each at INFO)."""
     eng = Engine()
-    eng.create_order({"location_id": eng.main_location_id, "state": "OPEN"})
+    usd = {"amount": 100, "currency": "USD"}
+    order = eng.create_order({"location_id": eng.main_location_id, "line_items": [
+        {"name": "x", "quantity": "1", "base_price_money": usd}]})
+    eng.create_payment({"source_id": "cnon:card-nonce-ok", "idempotency_key": "k",
+                        "amount_money": usd, "order_id": order["id"]})
+
+
+def test_the_library_does_chatter_without_configure(restore_logging) -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("transitions").setLevel(logging.NOTSET)
+    try:
+        _drive_engine()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert "processing state" in out.getvalue()  # what configure() keeps out
 
 
 def test_text_at_info_has_no_state_machine_chatter(restore_logging) -> None:

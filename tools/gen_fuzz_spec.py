@@ -96,6 +96,7 @@ def subset(spec: dict[str, Any], served: set[tuple[str, str]]) -> dict[str, Any]
         raise SystemExit(f"routes without a spec operation: {sorted(missing)}")
     schemas = spec["components"]["schemas"]
     wanted: set[str] = set()
+    dangling: set[str] = set()
     pending = list(_refs(paths))
     while pending:
         ref = pending.pop()
@@ -103,9 +104,14 @@ def subset(spec: dict[str, Any], served: set[tuple[str, str]]) -> dict[str, Any]
         if not ref.startswith(prefix):
             raise SystemExit(f"unsupported $ref {ref!r}")
         name = ref[len(prefix):]
-        if name not in wanted:
+        if name not in schemas:
+            dangling.add(ref)  # Square's spec names a few schemas it never defines
+        elif name not in wanted:
             wanted.add(name)
             pending.extend(_refs(schemas[name]))
+    if dangling:
+        paths = _unref(paths, dangling)
+        schemas = {name: _unref(schemas[name], dangling) for name in wanted}
     return {
         "openapi": spec["openapi"],
         "info": {"title": "Square API (operations the orderfsm simulator implements)",
@@ -114,6 +120,18 @@ def subset(spec: dict[str, Any], served: set[tuple[str, str]]) -> dict[str, Any]
         "components": {"schemas": {name: _without_prose(schemas[name])
                                    for name in sorted(wanted)}},
     }
+
+
+def _unref(node: Any, dangling: set[str]) -> Any:
+    """``node`` with every ``$ref`` to an undefined schema replaced by a plain string schema,
+    as tools/gen_schemas.py reads it (CatalogModifierToggleOverrideType is an enum by name)."""
+    if isinstance(node, dict):
+        if node.get("$ref") in dangling:
+            return {**{k: v for k, v in node.items() if k != "$ref"}, "type": "string"}
+        return {k: _unref(v, dangling) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_unref(v, dangling) for v in node]
+    return node
 
 
 def _without_prose(node: Any) -> Any:

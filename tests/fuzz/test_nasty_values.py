@@ -143,7 +143,10 @@ class Merchant:
             "amount_money": usd(100)})["refund"]
         sub = self.post("/v2/webhooks/subscriptions", {"idempotency_key": self.key(),
                                                        "subscription": SUBSCRIPTION})
+        item = self.post("/v2/catalog/object", {"idempotency_key": self.key(),
+                                                "object": CATALOG_ITEM})["catalog_object"]
         self.ids = {"order_id": order["id"], "payment_id": approved["id"],
+                    "object_id": item["id"],
                     "refund_id": refund["id"], "location_id": order["location_id"],
                     "subscription_id": sub["subscription"]["id"], "completed": done["id"]}
 
@@ -158,7 +161,7 @@ class Merchant:
 
     def reads_ok(self) -> None:
         ids = self.ids
-        for path in ("/v2/locations", "/v2/payments", "/v2/refunds",
+        for path in ("/v2/locations", "/v2/payments", "/v2/refunds", "/v2/catalog/list",
                      "/v2/webhooks/subscriptions", f"/v2/orders/{ids['order_id']}",
                      f"/v2/payments/{ids['payment_id']}", f"/v2/refunds/{ids['refund_id']}"):
             r = self.http.get(path)
@@ -185,6 +188,9 @@ ORDER = {
         "recipient": {"display_name": "Sam"}, "pickup_at": "2026-01-06T12:00:00Z"}}],
     "metadata": {"k": "v"},
 }
+CATALOG_ITEM = {"type": "ITEM", "id": "#tea", "item_data": {"name": "Tea", "variations": [
+    {"type": "ITEM_VARIATION", "id": "#tea-regular", "item_variation_data": {
+        "name": "Regular", "pricing_type": "FIXED_PRICING", "price_money": usd(300)}}]}}
 SUBSCRIPTION = {"name": "hook", "event_types": ["payment.created"],
                 "notification_url": "http://127.0.0.1:9/hook", "api_version": "2025-08-20"}
 
@@ -223,7 +229,20 @@ def template(body: str, m: Merchant) -> dict[str, Any]:
         "UpdateWebhookSubscriptionRequest": {"subscription": {"name": "n", "enabled": True}},
         "UpdateWebhookSubscriptionSignatureKeyRequest": {"idempotency_key": key},
         "TestWebhookSubscriptionRequest": {"event_type": "payment.created"},
-    }[body]))
+        "UpsertCatalogObjectRequest": {"idempotency_key": key, "object": CATALOG_ITEM},
+        "BatchUpsertCatalogObjectsRequest": {"idempotency_key": key,
+                                             "batches": [{"objects": [CATALOG_ITEM]}]},
+        "BatchRetrieveCatalogObjectsRequest": {"object_ids": [ids["object_id"]],
+                                               "include_related_objects": True},
+        "BatchDeleteCatalogObjectsRequest": {"object_ids": ["NO-SUCH-OBJECT"]},
+        "SearchCatalogObjectsRequest": {"object_types": ["ITEM"], "limit": 10, "query": {
+            "prefix_query": {"attribute_name": "name", "attribute_prefix": "T"}}},
+        "SearchCatalogItemsRequest": {"text_filter": "tea", "limit": 10},
+        "UpdateItemModifierListsRequest": {"item_ids": [ids["object_id"]],
+                                           "modifier_lists_to_disable": ["NO-SUCH-LIST"]},
+        "UpdateItemTaxesRequest": {"item_ids": [ids["object_id"]],
+                                   "taxes_to_disable": ["NO-SUCH-TAX"]},
+    }.get(body, {})))
 
 
 def put_at(body: Any, path: tuple, value: Any) -> Any:
@@ -328,7 +347,7 @@ def test_nasty_values_long(merchant: Merchant, fuzz_count: Any, case: tuple) -> 
 
 def test_every_field_of_every_operation_is_reachable() -> None:
     """Every implemented operation is drawn, and every request field is a candidate."""
-    assert len(OPERATIONS) >= 28
+    assert len(OPERATIONS) >= 40
     bodies = {b for _, _, b, _ in OPERATIONS if b}
     assert bodies <= set(SCHEMAS)
     create = PATHS["CreateOrderRequest"]

@@ -46,7 +46,7 @@ from typing import Any
 
 from orderfsm.errors import ErrorDetail, SquareError
 from orderfsm.numbers import (MAX_INT_DIGITS, PERCENTAGE_MAX_LENGTH, QUANTITY_MAX_LENGTH,
-                              QUANTITY_MAX_PRECISION, decimal_problem, int_bounds)
+                              decimal_problem, int_bounds)
 from simulator._schemas import QUERY_PARAMS, SCHEMAS
 
 __all__ = ["parse_json", "validate_body", "validate_query", "ERROR_CODES", "MAX_DEPTH",
@@ -96,10 +96,10 @@ ARRAY_LIMITS = {
 
 #: Decimal-string fields: (schema, property) -> limits for orderfsm.numbers.decimal_problem.
 DECIMAL_FIELDS = {
-    ("OrderLineItem", "quantity"): {"max_length": QUANTITY_MAX_LENGTH,
-                                    "max_fraction_digits": QUANTITY_MAX_PRECISION},
-    ("OrderLineItemModifier", "quantity"): {"max_length": QUANTITY_MAX_LENGTH,
-                                            "max_fraction_digits": QUANTITY_MAX_PRECISION},
+    # Decimal places (at most OrderQuantityUnit.precision) are pricing's rule
+    # (pricing.quantity_precision), checked when the order is priced.
+    ("OrderLineItem", "quantity"): {"max_length": QUANTITY_MAX_LENGTH},
+    ("OrderLineItemModifier", "quantity"): {"max_length": QUANTITY_MAX_LENGTH},
     ("OrderLineItemTax", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},
     ("OrderLineItemDiscount", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},
     ("OrderServiceCharge", "percentage"): {"max_length": PERCENTAGE_MAX_LENGTH},

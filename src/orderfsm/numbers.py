@@ -36,7 +36,7 @@ PERCENTAGE_MAX_LENGTH = 10
 QUANTITY_MAX_LENGTH = 12
 QUANTITY_MAX_PRECISION = 5
 
-_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.([0-9]+))?", re.ASCII)
+_PLAIN_DECIMAL = re.compile(r"-?(?:[0-9]+(?:\.([0-9]*))?|\.([0-9]+))", re.ASCII)
 
 
 def int_bounds(fmt: str | None) -> tuple[int, int]:
@@ -57,8 +57,8 @@ def decimal_problem(text: Any, *, max_length: int | None = None,
                     max_fraction_digits: int | None = None) -> str | None:
     """Why ``text`` is not a plain, finite decimal string within the given limits, or None.
 
-    Accepted: an optional ``-``, digits, and optionally ``.`` followed by digits ("7.25",
-    "-1", "0.5"). Refused: exponents ("1e3"), ``NaN``/``sNaN``/``Infinity``, signs other than a
+    Accepted: an optional ``-`` and digits with an optional decimal point ("7.25", "-1",
+    "0.5", "5.", ".5"; pricing reads the same forms). Refused: exponents ("1e3"), ``NaN``/``sNaN``/``Infinity``, signs other than a
     leading minus, spaces, non-ASCII digits, and empty or over-long strings. Whether a value
     is allowed to be negative or zero is a rule of its field, not of the syntax.
     """
@@ -70,7 +70,7 @@ def decimal_problem(text: Any, *, max_length: int | None = None,
     if match is None:
         return (f"`{text}` is not a plain decimal number: use digits with an optional "
                 "decimal point, such as \"7.25\" (no exponent, NaN or Infinity).")
-    fraction = match.group(1)
+    fraction = match.group(1) or match.group(2)
     if max_fraction_digits is not None and fraction and len(fraction) > max_fraction_digits:
         return f"The decimal must not have more than {max_fraction_digits} digits after the point."
     return None

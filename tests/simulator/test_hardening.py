@@ -17,7 +17,7 @@ from simulator.store import SimulatorConfig
 
 IRE = "INVALID_REQUEST_ERROR"
 HOSTILE_DECIMALS = ["NaN", "sNaN", "Infinity", "-Infinity", "1e400", "1E3", "0x10", " 1",
-                    "1.", ".5", "+1", "１", "1_000"]
+                    "+1", "１", "1_000", "", ".", "-", "1.2.3", "1,5"]
 
 
 def usd(amount: Any) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def test_decimal_problem_refuses_anything_but_plain_decimals(text: str) -> None:
     assert decimal_problem(text) is not None
 
 
-@pytest.mark.parametrize("text", ["0", "7.25", "-1", "100.00000", "12345678901"])
+@pytest.mark.parametrize("text", ["0", "7.25", "-1", "100.00000", "12345678901", "5.", ".5"])
 def test_decimal_problem_accepts_plain_decimals(text: str) -> None:
     assert decimal_problem(text) is None
 
@@ -89,7 +89,7 @@ def test_hostile_percentage_on_update_leaves_the_order_as_it_was(raw) -> None:
     assert [o["id"] for o in still_readable(raw)] == [created["id"]]
 
 
-@pytest.mark.parametrize("qty", ["1e30", "NaN", "Infinity", "1.123456"])
+@pytest.mark.parametrize("qty", ["1e30", "NaN", "Infinity", "1e-3"])
 def test_hostile_quantity_is_refused(raw, qty: str) -> None:
     r = raw.post("/v2/orders", json={"order": {"location_id": "main", "line_items": [line(qty)]}})
     err = error_of(r)

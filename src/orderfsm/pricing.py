@@ -35,9 +35,8 @@ Labor Day 303 → 79 + 224, state tax 510 → 136 + 374, 50 % off 550 → 250 + 
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
-import marshal
 import re
 from fractions import Fraction
 from typing import Any, Callable, Mapping
@@ -68,7 +67,7 @@ _DECIMAL = re.compile(r"(\d*)(?:\.(\d*))?\Z")
 _PHASES = ("APPORTIONED_PERCENTAGE_PHASE", "APPORTIONED_AMOUNT_PHASE", "SUBTOTAL_PHASE",
            "TOTAL_PHASE")
 _MAX_QUANTITY_DECIMALS = 5  # OrderQuantityUnit.precision: "Min: 0. Max: 5."
-# Whole quantities a request usually carries, parsed once.
+# Quantities already parsed and found valid with the default precision (whole ones up front).
 _SIMPLE_QUANTITIES = {str(q): (q, 1) for q in range(1, 1000)}
 
 
@@ -245,12 +244,14 @@ def _amount(m: Any) -> int:
 
 
 _B64_ALNUM = bytes.maketrans(b"+/", b"xZ")
+_blake2b = hashlib.blake2b
+_b2a = binascii.b2a_base64  # what base64.b64encode calls
 
 
 def derived_uid(*parts: str) -> str:
     """A stable uid for an entry Square would generate (a pure function of what it refers to)."""
-    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=18).digest()
-    return base64.b64encode(digest).translate(_B64_ALNUM).decode()[:22]
+    digest = _blake2b("|".join(parts).encode(), digest_size=18).digest()
+    return _b2a(digest, newline=False).translate(_B64_ALNUM).decode()[:22]
 
 
 class _AppliedUids:
@@ -273,9 +274,44 @@ class _AppliedUids:
         return self.half("owner", owner) + self.half("adjustment", adjustment)
 
 
-def _clone(value: Any) -> Any:
-    """A deep copy of JSON-shaped data (marshal does it in C)."""
-    return marshal.loads(marshal.dumps(value))
+def _copies(entries: Any) -> Any:
+    """A new list with a shallow copy of each dict in ``entries`` (other values kept as they are)."""
+    if type(entries) is not list and type(entries) is not tuple:
+        return entries
+    return [dict(e) if type(e) is dict else e for e in entries]
+
+
+def _working_copy(order: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``order`` in which every object pricing writes to is new: the order, its line
+    items, their modifiers and applied references, its discounts, taxes and service charges and
+    the service charges' applied taxes. Everything pricing only reads (money objects, metadata,
+    fulfillments...) is shared with ``order``, which is left as it was."""
+    out = dict(order)
+    items = out.get("line_items")
+    if type(items) is list or type(items) is tuple:
+        lines = []
+        for li in items:
+            if type(li) is dict:
+                li = dict(li)
+                for key in ("applied_discounts", "applied_taxes", "applied_service_charges",
+                            "modifiers"):
+                    got = li.get(key)
+                    if got:
+                        li[key] = _copies(got)
+            lines.append(li)
+        out["line_items"] = lines
+    for key in ("discounts", "taxes"):
+        got = out.get(key)
+        if got:
+            out[key] = _copies(got)
+    charges = out.get("service_charges")
+    if charges:
+        charges = out["service_charges"] = _copies(charges)
+        if type(charges) is list:
+            for sc in charges:
+                if type(sc) is dict and sc.get("applied_taxes"):
+                    sc["applied_taxes"] = _copies(sc["applied_taxes"])
+    return out
 
 
 # ------------------------------------------------------------------------------ references
@@ -354,8 +390,11 @@ def attach_applied(order: dict, new_uid: Callable[[], str]) -> None:
 
 # ------------------------------------------------------------------------------ pricing
 def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order") -> dict[str, Any]:
-    """Return a priced copy of ``order`` (which is not modified). See :func:`apply_pricing`."""
-    out = _clone(dict(order))
+    """Return a priced copy of ``order`` (which is not modified). See :func:`apply_pricing`.
+
+    The copy shares the values pricing only reads (money objects, metadata...) with ``order``;
+    treat both as read-only, or deep-copy the result before changing it in place."""
+    out = _working_copy(order)
     apply_pricing(out, currency, prefix)
     return out
 
@@ -387,6 +426,8 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             qn, qd = _SIMPLE_QUANTITIES[q]
         else:
             qn, qd = _line_quantity(li, f"{prefix}.line_items[{i}]")
+            if type(q) is str and "quantity_unit" not in li and len(_SIMPLE_QUANTITIES) < 4096:
+                _SIMPLE_QUANTITIES[q] = (qn, qd)  # valid with the default precision
         variation = _amount(li.get("base_price_money")) * qn
         if qd != 1:
             variation = round_half_even(variation, qd)
@@ -429,47 +470,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         return order
 
     scoped = _order_scoped(order, lines)
-    applied_uid = _AppliedUids()
-    # Applied references: for each adjustment, the (line index, applied entry) pairs in line
-    # order; the ones Square generates for ORDER scope are added here.
-    refs: dict[str, dict[Any, list]] = {}
-    for key, ref, top in _REFS:
-        known = {e["uid"] for e in tops[top]}
-        wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
-        table: dict[Any, list] = {uid: [] for uid in known}
-        refs[key] = table
-        if not known:
-            for li in lines:
-                if li.get(key):
-                    li[key] = []
-            continue
-        for i, li in enumerate(lines):
-            got = li.get(key)
-            if not got and not wanted:
-                continue
-            current = []
-            have = set()
-            for a in got or ():
-                if type(a) is dict:
-                    r = a.get(ref)
-                    if r in known and r not in have:
-                        have.add(r)
-                        current.append(a)
-                        if not a.get("uid"):
-                            a["uid"] = applied_uid(str(li.get("uid") or i), r)
-                        table[r].append((i, a))
-            if len(have) < len(wanted) or not have.issuperset(wanted):
-                owner = applied_uid.half("owner", str(li.get("uid") or i))
-                for uid in wanted:
-                    if uid not in have:
-                        a = {"uid": owner + applied_uid.half("adjustment", uid), ref: uid}
-                        current.append(a)
-                        table[uid].append((i, a))
-            li[key] = current
-
-    # 2. discounts
-    remaining = gross[:]
-    line_disc = [0] * n
+    # The discounts in the sequence they are taken (step 2 below).
     plan = []
     for k, d in enumerate(discounts):
         d["type"], rate = _discount_rate(d, f"{prefix}.discounts[{k}]")
@@ -485,6 +486,66 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         d.setdefault("scope", "ORDER" if order_scope else "LINE_ITEM")
         plan.append((step, value, str(d["uid"]), d, rate))
     plan.sort(key=lambda p: p[:3])
+    rank = {p[3]["uid"]: r for r, p in enumerate(plan)}
+    applied_uid = _AppliedUids()
+    # Applied references: for each adjustment, the (line index, applied entry) pairs in line
+    # order; the ones Square generates for ORDER scope are added here.
+    refs: dict[str, dict[Any, list]] = {}
+    owners: list = [None] * n  # each line's half of a generated uid, once it is needed
+    in_order: set[int] = set()  # lines whose applied discounts are all generated, in plan order
+    for key, ref, top in _REFS:
+        known = {e["uid"] for e in tops[top]}
+        wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
+        if key == "applied_discounts":
+            wanted.sort(key=rank.__getitem__)  # generated references come in the plan's order
+        table: dict[Any, list] = {uid: [] for uid in known}
+        refs[key] = table
+        if not known:
+            for li in lines:
+                if li.get(key):
+                    li[key] = []
+            continue
+        # (uid, the second half of the uid of each reference to it) for the ORDER-scope ones
+        halves = [(uid, applied_uid.half("adjustment", uid)) for uid in wanted]
+        columns = [table[uid] for uid in wanted]
+        for i, li in enumerate(lines):
+            got = li.get(key)
+            if not got:
+                if not wanted:
+                    continue
+                owner = owners[i]
+                if owner is None:
+                    owner = owners[i] = applied_uid.half("owner", str(li.get("uid") or i))
+                current = [{"uid": owner + h, ref: uid} for uid, h in halves]
+                for column, a in zip(columns, current):
+                    column.append((i, a))
+                li[key] = current
+                if key == "applied_discounts":
+                    in_order.add(i)
+                continue
+            current = []
+            have = set()
+            for a in got:
+                if type(a) is dict:
+                    r = a.get(ref)
+                    if r in known and r not in have:
+                        have.add(r)
+                        current.append(a)
+                        if not a.get("uid"):
+                            a["uid"] = applied_uid(str(li.get("uid") or i), r)
+                        table[r].append((i, a))
+            if len(have) < len(wanted) or not have.issuperset(wanted):
+                owner = applied_uid.half("owner", str(li.get("uid") or i))
+                for uid, h in halves:
+                    if uid not in have:
+                        a = {"uid": owner + h, ref: uid}
+                        current.append(a)
+                        table[uid].append((i, a))
+            li[key] = current
+
+    # 2. discounts
+    remaining = gross[:]
+    line_disc = [0] * n
     disc_refs = refs["applied_discounts"]
     for _step, value, _s, d, rate in plan:
         members = disc_refs.get(d["uid"], ())
@@ -504,14 +565,18 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             a["applied_money"] = {"amount": share, "currency": cur}
         d["applied_money"] = {"amount": amount, "currency": cur}
     if len(plan) > 1:
-        rank = {id(p[3]): r for r, p in enumerate(plan)}
-        by_uid = {p[3]["uid"]: rank[id(p[3])] for p in plan}
         order["discounts"] = [p[3] for p in plan] + [d for d in order["discounts"]
                                                      if type(d) is not dict]
-        for li in lines:
+        # Lines usually list the same discounts in the same order: sort each sequence once.
+        orders: dict[tuple, list[int]] = {}
+        for i, li in enumerate(lines):
             applied = li.get("applied_discounts")
-            if applied and len(applied) > 1:
-                applied.sort(key=lambda a: by_uid[a["discount_uid"]])
+            if applied and len(applied) > 1 and i not in in_order:
+                seq = tuple([a["discount_uid"] for a in applied])
+                perm = orders.get(seq)
+                if perm is None:
+                    perm = orders[seq] = sorted(range(len(seq)), key=lambda j: rank[seq[j]])
+                li["applied_discounts"] = [applied[j] for j in perm]
 
     # 3.-4. service charges before taxes
     line_sc = [0] * n

@@ -389,6 +389,41 @@ def attach_applied(order: dict, new_uid: Callable[[], str]) -> None:
 
 
 # ------------------------------------------------------------------------------ pricing
+def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: list,
+                        owners: list, applied_uid: _AppliedUids, table: dict) -> list | None:
+    """The common case of the reference pass, done column-wise: every line refers to exactly the
+    ORDER-scope adjustments in ``wanted``, each once, with a uid, all lines in one sequence
+    (lines without references get generated ones, in ``wanted`` order). Fills ``table`` and
+    returns that sequence. Returns None for any other order, having changed nothing but adding
+    generated references to lines that had none; the line-by-line pass then gives the same
+    result."""
+    rows = []
+    first: list | None = None
+    for i, li in enumerate(lines):
+        got = li.get(key)
+        if not got:
+            owner = owners[i]
+            if owner is None:
+                owner = owners[i] = applied_uid.half("owner", str(li.get("uid") or i))
+            row = li[key] = [{"uid": owner + h, ref: uid} for uid, h in halves]
+            seq = wanted
+        else:
+            row = list(got)
+            seq = [a.get(ref) if type(a) is dict and a.get("uid") else None for a in row]
+        if first is None:
+            if len(seq) != len(wanted) or set(seq) != set(wanted):
+                return None
+            first = seq
+        elif seq != first:
+            return None
+        rows.append(row)
+    for uid, column in zip(first or (), zip(*rows)):
+        table[uid].extend(zip(range(len(rows)), column))
+    for li, row in zip(lines, rows):
+        li[key] = row
+    return first
+
+
 def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order") -> dict[str, Any]:
     """Return a priced copy of ``order`` (which is not modified). See :func:`apply_pricing`.
 
@@ -508,6 +543,12 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         # (uid, the second half of the uid of each reference to it) for the ORDER-scope ones
         halves = [(uid, applied_uid.half("adjustment", uid)) for uid in wanted]
         columns = [table[uid] for uid in wanted]
+        if wanted and len(set(wanted)) == len(wanted):
+            seq = _uniform_references(lines, key, ref, wanted, halves, owners, applied_uid, table)
+            if seq is not None:
+                if key == "applied_discounts" and seq == wanted:
+                    in_order.update(range(n))  # already in the plan's order
+                continue
         for i, li in enumerate(lines):
             got = li.get(key)
             if not got:

@@ -267,7 +267,10 @@ class _AppliedUids:
         key = (kind, uid)
         got = self._half.get(key)
         if got is None:
-            got = self._half[key] = derived_uid(kind, str(uid))[:11]
+            # derived_uid(kind, uid)[:11]: the first 9 bytes of the digest encode to 12 characters
+            digest = _blake2b(f"{kind}|{uid}".encode(), digest_size=18).digest()
+            got = self._half[key] = _b2a(digest[:9], newline=False).translate(
+                _B64_ALNUM).decode()[:11]
         return got
 
     def __call__(self, owner: Any, adjustment: Any) -> str:

@@ -889,7 +889,7 @@ class ConformanceMachine(RuleBasedStateMachine):
                               rules=["webhook.subscription_not_found"])
             return
         sub: dict[str, Any] = {"name": "conformance", "event_types": ["order.created"],
-                               "notification_url": "https://example.com/orderfsm",
+                               "notification_url": "https://localhost/orderfsm",
                                "enabled": False}
         rules = {"no_url": "webhook.subscription_field_required",
                  "no_types": "webhook.subscription_field_required",

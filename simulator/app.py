@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 from typing import Any, Iterable, Mapping
 
@@ -90,6 +92,8 @@ class _RequestLog:
             await send(message)
 
         limit = self.config.max_body_bytes
+        if scope.get("path") == "/_sim/state":  # a snapshot of a large merchant is large
+            limit = self.config.max_state_bytes
         received = 0
 
         async def receive_capped() -> dict:
@@ -153,6 +157,79 @@ class _RequestLog:
             log.info("%s", text, extra={"http": fields})
 
 
+# Requests that wait on something other than the merchant (webhook receivers, which may call
+# back into this merchant): they run without holding the merchant's turn.
+_UNGATED = re.compile(r"^(/_sim/webhooks/flush|/v2/webhooks/subscriptions/[^/]+/test)$")
+
+
+def _bearer(scope: dict) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, rest = value.decode("latin-1").partition(" ")
+            token = rest.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+class _MerchantTurns:
+    """Pure ASGI middleware: one merchant's requests take turns, and their changes are
+    committed before the response starts.
+
+    The whole body is read before the request waits for its merchant's turn, and the merchant
+    is looked up only when the turn comes, so a write racing a ``/_sim/reset`` or a restore
+    lands entirely before it or entirely in the new merchant. Different merchants never wait
+    for each other: their turns are separate locks, and bulk work (restores, dumps, large
+    searches) runs off the event loop."""
+
+    def __init__(self, app: Any, store: Store) -> None:
+        self.app = app
+        self.store = store
+        self.locks: dict[str, asyncio.Lock] = {}
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = _bearer(scope)
+        if token is None:
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away before sending its body
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        store = self.store
+
+        async def send_committed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                m = store.merchants.get(token)
+                if m is not None:
+                    m.flush()
+            await send(message)
+
+        if _UNGATED.match(scope.get("path", "")):
+            await self.app(scope, replay, send_committed)
+            return
+        lock = self.locks.get(token)
+        if lock is None:
+            lock = self.locks[token] = asyncio.Lock()
+        async with lock:
+            await self.app(scope, replay, send_committed)
+
+
 def _square_error(request: Request, err: SquareError) -> Any:
     request.scope["orderfsm.rule"] = err.rule_id or err.code
     record_rejection(request, err)
@@ -165,9 +242,13 @@ def create_app(
     variants: Mapping[str, str] | Iterable[str] | None = None,
     seed: int | None = None,
     refund_settle_seconds: float | None = None,
+    db: Any = None,
+    durability: str | None = None,
 ) -> FastAPI:
     """Build a simulator app. Keyword arguments override the matching ``config`` fields;
-    ``variants`` accepts a mapping or ``NAME=VALUE`` strings."""
+    ``variants`` accepts a mapping or ``NAME=VALUE`` strings. ``db`` is where state lives:
+    memory by default, or a SQLite path, ``sqlite:///PATH`` URL or store object; merchants it
+    holds are restored now (``app.state.store.restored`` says how many)."""
     config = config or SimulatorConfig()
     if variants is not None:
         from orderfsm.rules import Variants
@@ -177,7 +258,13 @@ def create_app(
         config.seed = seed
     if refund_settle_seconds is not None:
         config.refund_settle_seconds = refund_settle_seconds
-    store = Store(config)
+    if db is not None:
+        config.db = db
+    if durability is not None:
+        config.durability = durability
+    from orderfsm.store import open_store
+
+    store = Store(config, open_store(config.db, durability=config.durability))
     app = FastAPI(title="orderfsm Square simulator", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.store = store
@@ -217,6 +304,8 @@ def create_app(
         return _square_error(request, SquareError(exc.status_code, [ErrorDetail(
             "INVALID_REQUEST_ERROR", "BAD_REQUEST", str(exc.detail))]))
 
+    store.load()
+    app.add_middleware(_MerchantTurns, store=store)
     # Unexpected exceptions are answered by _RequestLog (outermost), which also logs them.
     app.add_middleware(_RequestLog, config=config)
     return app

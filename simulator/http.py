@@ -89,15 +89,16 @@ def execute(merchant: Merchant, endpoint: str, body: Mapping[str, Any],
     key = key if key is not None else body.get("idempotency_key")
     stored = merchant.idempotency.lookup(endpoint, key, body)
     if stored is not None:
-        return json_response(stored.body, stored.status)
+        return Response(stored.text.encode(), status_code=stored.status,
+                        media_type="application/json")
     try:
         result = run()
     except SquareError as err:
         if "payment" in err.extra:
             merchant.idempotency.remember(endpoint, key, body, err.status, err.body())
         raise
-    merchant.idempotency.remember(endpoint, key, body, 200, result)
-    return json_response(result)
+    text = merchant.idempotency.remember(endpoint, key, body, 200, result)
+    return Response(text.encode(), media_type="application/json")
 
 
 def encode_cursor(key: tuple[str, str], query: Any) -> str:

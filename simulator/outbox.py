@@ -430,13 +430,17 @@ class Event:
     def finished(self) -> bool:
         return all(d.status != "pending" for d in self.deliveries)
 
+    def payload(self) -> dict[str, Any]:
+        """The envelope; kept in memory only as the bytes sent once the event is recorded."""
+        return self.envelope if self.envelope is not None else json.loads(self.body)
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"event_id": self.event_id, "type": self.type,
                                "object_id": self.object_id, "location_id": self.location_id,
                                "created_at": rfc3339(self.at)}
         if self.test:
             out["test"] = True
-        out["payload"] = self.envelope
+        out["payload"] = self.payload()
         out["deliveries"] = [d.to_json() for d in self.deliveries]
         return out
 
@@ -474,6 +478,12 @@ class Outbox:
         self.timeout = DELIVERY_TIMEOUT
         self._seq = 0
         self._sub_seq = 0
+        # What changed since the merchant's store last took the changes (see take_changes).
+        self._dirty_events: set[str] = set()
+        self._dirty_subs: set[str] = set()
+        self._gone: set[tuple[str, str]] = set()
+        self._written_meta: dict[str, Any] | None = None
+        self.sending = False  # one delivery of this merchant in flight at a time
 
     # ------------------------------------------------------------ time and events
     def now(self) -> datetime:
@@ -514,8 +524,11 @@ class Outbox:
         return str(uuid.UUID(bytes=digest, version=4))
 
     def _remember(self, event: Event) -> None:
+        event.body  # noqa: B018 - encode once; the bytes are what is kept
+        event.envelope = None  # type: ignore[assignment]
         self.events.append(event)
         self.by_id[event.event_id] = event
+        self._dirty_events.add(event.event_id)
         if len(self.events) > MAX_EVENTS + MAX_EVENTS // 10:  # prune in batches
             keep: list[Event] = []
             excess = len(self.events) - MAX_EVENTS
@@ -523,11 +536,14 @@ class Outbox:
                 if excess and e.finished():
                     excess -= 1
                     del self.by_id[e.event_id]
+                    self._dirty_events.discard(e.event_id)
+                    self._gone.add(("event", e.event_id))
                 else:
                     keep.append(e)
             self.events = keep
 
     def _queue(self, d: Delivery) -> None:
+        self._dirty_events.add(d.event.event_id)
         self._seq += 1
         d.seq = self._seq
         d.held = False
@@ -539,6 +555,8 @@ class Outbox:
         d = Delivery(event, sub.id, next_at=event.at, url=sub.notification_url)
         event.deliveries.append(d)
         f = sub.faults
+        if f.any() or sub.held is not None:
+            self._dirty_subs.add(sub.id)
         if f.drop and sub.rng.random() < f.drop:
             d.status = "dropped"
             d.next_at = None
@@ -618,6 +636,7 @@ class Outbox:
                     d.duplicate)
 
     def _finish(self, d: Delivery, status: str, at: datetime, error: str | None = None) -> None:
+        self._dirty_events.add(d.event.event_id)
         d.status = status
         d.in_flight = False
         d.next_at = None
@@ -633,6 +652,7 @@ class Outbox:
     def _result(self, job: _Job, attempt: Attempt, extra: Attempt | None) -> None:
         d = job.delivery
         d.in_flight = False
+        self._dirty_events.add(d.event.event_id)
         d.attempts.append(attempt)
         if extra is not None:
             d.attempts.append(extra)
@@ -656,6 +676,7 @@ class Outbox:
             self._finish(held, "failed", now, reason)
         for d in [d for d in self.pending if d.subscription_id == sub.id]:
             if d.in_flight:
+                self._dirty_events.add(d.event.event_id)
                 d.status = "failed"
                 d.error = reason
                 self.pending.remove(d)
@@ -676,6 +697,7 @@ class Outbox:
                 signature_key=self.ids.suffix(), created_at=now, updated_at=now,
                 seq=self._sub_seq, rng=random.Random(f"{self.seed}/{sub_id}"))
             self.subscriptions[sub_id] = sub
+            self._dirty_subs.add(sub_id)
             return sub
 
     def update_subscription(self, sub: Subscription, changes: Mapping[str, Any]) -> Subscription:
@@ -684,6 +706,7 @@ class Outbox:
                 if key in changes:
                     setattr(sub, key, list(changes[key]) if key == "event_types" else changes[key])
             sub.updated_at = rfc3339(self.now())
+            self._dirty_subs.add(sub.id)
             if not sub.enabled:
                 self.cancel_deliveries(sub, "subscription disabled")
             self.lock.notify_all()
@@ -692,6 +715,8 @@ class Outbox:
     def delete_subscription(self, sub: Subscription) -> None:
         with self.lock:
             self.subscriptions.pop(sub.id, None)
+            self._dirty_subs.discard(sub.id)
+            self._gone.add(("subscription", sub.id))
             self.cancel_deliveries(sub, "subscription deleted")
             self.lock.notify_all()
 
@@ -699,6 +724,7 @@ class Outbox:
         with self.lock:
             sub.signature_key = self.ids.suffix()
             sub.updated_at = rfc3339(self.now())
+            self._dirty_subs.add(sub.id)
             return sub.signature_key
 
     def set_faults(self, sub: Subscription, changes: Mapping[str, Any],
@@ -711,6 +737,7 @@ class Outbox:
                 elif key != "delay_seconds":
                     value = _probability(value)
                 setattr(sub.faults, key, float(value))
+            self._dirty_subs.add(sub.id)
             if seed is not None:
                 sub.rng.seed(f"{self.seed}/{sub.id}/{seed}")
             if not sub.faults.reorder and sub.held is not None:
@@ -767,6 +794,7 @@ class Outbox:
                 d.error = None
                 d.next_at = now
                 d.notes["redelivered"] = d.notes.get("redelivered", 0) + 1
+                self._dirty_events.add(event.event_id)
                 self._queue(d)
                 count += 1
             self.lock.notify_all()
@@ -905,16 +933,22 @@ def _post(client: httpx.Client, job: _Job, number: int, *, duplicate: bool) -> A
 
 # ================================================================ the worker
 class Dispatcher:
-    """The app's delivery worker: one daemon thread, started on first use, that sends every
-    merchant's due deliveries in due-time order. The thread holds only a weak reference to the
-    dispatcher between deliveries, so it ends once the app is gone."""
+    """The app's delivery workers: daemon threads, started on demand, that send every merchant's
+    due deliveries in due-time order. One merchant has at most one delivery in flight (its
+    receivers see its deliveries one at a time, in order), and a merchant whose receiver is
+    slow holds one thread only: another thread is started for the others, up to
+    ``MAX_WORKERS``. Threads hold only a weak reference to the dispatcher between deliveries,
+    so they end once the app is gone."""
 
     IDLE_TICK = 1.0
+    MAX_WORKERS = 16
 
     def __init__(self) -> None:
         self.cv = threading.Condition(threading.RLock())
         self.outboxes: dict[str, Outbox] = {}
         self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
         self._test_client: httpx.Client | None = None
         self.test_client_lock = threading.Lock()
         self.closed = False
@@ -939,19 +973,23 @@ class Dispatcher:
         with self.cv:
             if self.closed:
                 return
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=_worker, args=(weakref.ref(self),),
-                                                name="orderfsm-webhooks", daemon=True)
-                self._thread.start()
+            self._threads = [t for t in self._threads if t.is_alive()]
+            if not self._threads or (self._idle == 0 and len(self._threads) < self.MAX_WORKERS):
+                thread = threading.Thread(target=_worker, args=(weakref.ref(self),),
+                                          name="orderfsm-webhooks", daemon=True)
+                self._threads.append(thread)
+                self._thread = thread
+                self._idle += 1
+                thread.start()
             self.cv.notify_all()
 
     def close(self) -> None:
         with self.cv:
             self.closed = True
             self.cv.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=DELIVERY_TIMEOUT + 1)
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(timeout=DELIVERY_TIMEOUT + 1)
 
     def _take(self) -> _Job | None:
         with self.cv:
@@ -959,18 +997,34 @@ class Dispatcher:
                 return None
             best: tuple[datetime, int, Outbox, Delivery] | None = None
             for ob in list(self.outboxes.values()):
+                if ob.sending:
+                    continue
                 d = ob.next_due(ob.now())
                 if d is not None and (best is None or (d.next_at, d.seq) < best[:2]):
                     best = (d.next_at, d.seq, ob, d)  # type: ignore[assignment]
             if best is None:
                 self.cv.wait(self.IDLE_TICK)
                 return None
-            return best[2]._job(best[3])
+            job = best[2]._job(best[3])
+            if job is not None:
+                job.outbox.sending = True
+                self._idle -= 1
+                if self._idle == 0:  # keep one thread free for the other merchants
+                    self.start()
+            return job
 
     def _done(self, job: _Job, attempt: Attempt, extra: Attempt | None) -> None:
         with self.cv:
             job.outbox._result(job, attempt, extra)
+            job.outbox.sending = False
+            self._idle += 1
             self.cv.notify_all()
+        persist = getattr(job.outbox.merchant, "persist_outbox", None)
+        if persist is not None:
+            try:
+                persist()
+            except Exception:  # pragma: no cover - a full disk; the next request retries
+                log.exception("could not store webhook delivery results")
 
     def wait_idle(self, ob: Outbox, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -985,6 +1039,7 @@ class Dispatcher:
 
 
 def _worker(ref: "weakref.ReferenceType[Dispatcher]") -> None:
+    idle_ticks = 0
     with _client() as client:
         while True:
             dispatcher = ref()
@@ -993,8 +1048,21 @@ def _worker(ref: "weakref.ReferenceType[Dispatcher]") -> None:
             try:
                 job = dispatcher._take()
                 if job is not None:
-                    attempt, extra = _send(client, job)
+                    idle_ticks = 0
+                    try:
+                        attempt, extra = _send(client, job)
+                    except BaseException as exc:  # pragma: no cover - a bug in sending
+                        attempt, extra = Attempt(len(job.delivery.attempts) + 1, job.at, None,
+                                                 None, f"{type(exc).__name__}: {exc}"), None
                     dispatcher._done(job, attempt, extra)
+                else:
+                    idle_ticks += 1
+                    with dispatcher.cv:  # extra threads leave after a few idle seconds
+                        if idle_ticks >= 5 and dispatcher._idle > 1:
+                            dispatcher._idle -= 1
+                            dispatcher._threads = [t for t in dispatcher._threads
+                                                   if t is not threading.current_thread()]
+                            return
             except Exception:  # pragma: no cover - a bug; keep delivering the rest
                 log.exception("webhook worker error")
                 time.sleep(0.05)
@@ -1019,3 +1087,144 @@ def outbox_for(app: Any, token: str) -> Outbox:
     if ob is None:
         ob = app.state.webhooks.attach(merchant)
     return ob
+
+
+# ================================================================ records (durable state)
+def _attempt_record(a: Attempt) -> list[Any]:
+    return [a.number, a.at.isoformat(), a.status_code, a.response_body, a.error, a.duplicate]
+
+
+def _attempt_from(row: list[Any]) -> Attempt:
+    number, at, status, body, error, duplicate = row
+    return Attempt(number, datetime.fromisoformat(at), status, body, error, duplicate)
+
+
+def _event_record(e: Event) -> dict[str, Any]:
+    return {
+        "event_id": e.event_id, "type": e.type, "object_id": e.object_id,
+        "location_id": e.location_id, "at": e.at.isoformat(), "test": e.test,
+        "body": e.body.decode("utf-8"),
+        "deliveries": [{
+            "subscription_id": d.subscription_id,
+            "next_at": d.next_at.isoformat() if d.next_at is not None else None,
+            "status": d.status, "seq": d.seq, "held": d.held, "duplicate": d.duplicate,
+            "retry": d.retry, "notes": d.notes, "error": d.error, "url": d.url,
+            "attempts": [_attempt_record(a) for a in d.attempts],
+        } for d in e.deliveries],
+    }
+
+
+def _event_from(rec: Mapping[str, Any]) -> Event:
+    e = Event(rec["event_id"], rec["type"], rec["object_id"], rec["location_id"],
+              datetime.fromisoformat(rec["at"]), None, test=rec.get("test", False),  # type: ignore[arg-type]
+              _body=rec["body"].encode("utf-8"))
+    for d in rec["deliveries"]:
+        e.deliveries.append(Delivery(
+            e, d["subscription_id"],
+            next_at=datetime.fromisoformat(d["next_at"]) if d["next_at"] else None,
+            status=d["status"], seq=d["seq"], attempts=[_attempt_from(a) for a in d["attempts"]],
+            held=d["held"], duplicate=d["duplicate"], retry=d["retry"], notes=dict(d["notes"]),
+            error=d["error"], url=d["url"]))
+    return e
+
+
+def _subscription_record(sub: Subscription) -> dict[str, Any]:
+    out = sub.to_json()
+    out.update(seq=sub.seq, faults=sub.faults.to_json(),
+               held=[sub.held.event.event_id] if sub.held is not None else None)
+    if sub.faults.any():  # the random draws made so far, so a seeded run goes on the same way
+        version, state, gauss = sub.rng.getstate()
+        out["rng"] = [version, list(state), gauss]
+    return out
+
+
+def _subscription_from(rec: Mapping[str, Any], seed: str) -> Subscription:
+    sub = Subscription(
+        id=rec["id"], name=rec.get("name"), enabled=rec["enabled"],
+        event_types=list(rec["event_types"]), notification_url=rec["notification_url"],
+        api_version=rec["api_version"], signature_key=rec["signature_key"],
+        created_at=rec["created_at"], updated_at=rec["updated_at"], seq=rec["seq"],
+        faults=Faults(**rec["faults"]), rng=random.Random(f"{seed}/{rec['id']}"))
+    if rec.get("rng"):
+        version, state, gauss = rec["rng"]
+        sub.rng.setstate((version, tuple(state), gauss))
+    return sub
+
+
+def _outbox_meta(ob: "Outbox") -> dict[str, Any]:
+    return {"event_counter": ob._event_counter, "seq": ob._seq, "sub_seq": ob._sub_seq,
+            "ids_counter": ob.ids.counter, "timeout": ob.timeout}
+
+
+def outbox_rows(ob: "Outbox") -> list[tuple[str, str, Any]]:
+    """Every record of an outbox (for a snapshot or a new generation)."""
+    with ob.lock:
+        rows: list[tuple[str, str, Any]] = [("meta", "webhooks", _outbox_meta(ob))]
+        rows += [("subscription", s.id, _subscription_record(s))
+                 for s in ob.subscriptions.values()]
+        rows += [("event", e.event_id, _event_record(e)) for e in ob.events]
+        return rows
+
+
+def take_outbox_changes(ob: "Outbox") -> dict[tuple[str, str], Any]:
+    """The records that changed since the last call, and the deletions (value ``DELETE``)."""
+    from orderfsm.store import DELETE
+
+    with ob.lock:
+        out: dict[tuple[str, str], Any] = {}
+        meta = _outbox_meta(ob)
+        if meta != ob._written_meta:
+            out[("meta", "webhooks")] = meta
+            ob._written_meta = meta
+        for key in ob._gone:
+            out[key] = DELETE
+        ob._gone = set()
+        for sub_id in ob._dirty_subs:
+            sub = ob.subscriptions.get(sub_id)
+            if sub is not None:
+                out[("subscription", sub_id)] = _subscription_record(sub)
+        ob._dirty_subs = set()
+        for event_id in ob._dirty_events:
+            e = ob.by_id.get(event_id)
+            if e is not None:
+                out[("event", event_id)] = _event_record(e)
+        ob._dirty_events = set()
+        return out
+
+
+def load_outbox(ob: "Outbox", meta: Mapping[str, Any] | None,
+                subscriptions: Iterable[Mapping[str, Any]],
+                events: Iterable[Mapping[str, Any]]) -> None:
+    """Fill a fresh outbox from its records. Deliveries in flight when the process stopped are
+    due again (a receiver may see one twice, as Square's at-least-once delivery allows)."""
+    with ob.lock:
+        if meta:
+            ob._event_counter = meta["event_counter"]
+            ob._seq = meta["seq"]
+            ob._sub_seq = meta["sub_seq"]
+            ob.ids.counter = meta["ids_counter"]
+            ob.timeout = meta.get("timeout", DELIVERY_TIMEOUT)
+        subs = [_subscription_from(rec, ob.seed) for rec in subscriptions]
+        ob.subscriptions = {s.id: s for s in sorted(subs, key=lambda s: s.seq)}
+        held_of = {}
+        for rec in subscriptions:
+            if rec.get("held"):
+                held_of[rec["id"]] = rec["held"][0]
+        loaded = sorted((_event_from(rec) for rec in events), key=lambda e: (e.at, e.event_id))
+        ob.events = loaded
+        ob.by_id = {e.event_id: e for e in loaded}
+        pending = []
+        for e in loaded:
+            for d in e.deliveries:
+                if d.status != "pending":
+                    continue
+                sub = ob.subscriptions.get(d.subscription_id)
+                if d.held and sub is not None and held_of.get(sub.id) == e.event_id:
+                    sub.held = d
+                elif d.seq is not None:
+                    pending.append(d)
+        ob.pending = sorted(pending, key=lambda d: d.seq)  # type: ignore[arg-type, return-value]
+        ob._written_meta = _outbox_meta(ob)
+        ob._dirty_events = set()
+        ob._dirty_subs = set()
+        ob._gone = set()

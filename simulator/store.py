@@ -1,25 +1,42 @@
-"""Merchants: one per access token, each with its own engine, clock and idempotency store."""
+"""Merchants: one per access token, each with its own engine, clock and idempotency store,
+kept in a :class:`~orderfsm.store.StateStore` (memory by default, SQLite for ``orderfsm serve``).
+
+A merchant's changes collect in its tables while a request runs and are committed together by
+:meth:`Merchant.flush`, which the app calls before a response starts: an answer the client sees
+is already stored. Reset and restore build the merchant's next generation beside the live one
+and switch the token over in one short transaction (see :mod:`orderfsm.store.base`).
+"""
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from orderfsm.clock import ManualClock
 from orderfsm.coverage import Coverage, Observer
 from orderfsm.engine import Engine
 from orderfsm.rules import Variants
+from orderfsm.store import MemoryStore, RecordMap, StateStore
+from orderfsm.store.records import ENGINE_TABLES, attach, engine_header, load_engine
 
 from .idempotency import IdempotencyStore
 
 __all__ = ["SimulatorConfig", "Merchant", "Store"]
 
+log = logging.getLogger("orderfsm.simulator")
+
 
 @dataclass
 class SimulatorConfig:
-    """How a simulator behaves. ``variants`` holds rule variants (``NAME=VALUE``)."""
+    """How a simulator behaves. ``variants`` holds rule variants (``NAME=VALUE``). ``db`` is
+    where state lives: None or ``"memory"``, a SQLite path or ``sqlite:///PATH`` URL, or a
+    :class:`~orderfsm.store.StateStore`; ``durability`` is ``normal`` (survives the process
+    being killed) or ``full`` (also survives power loss)."""
 
     variants: Mapping[str, str] | None = None
     seed: int = 0
@@ -31,33 +48,98 @@ class SimulatorConfig:
     catalog: list[dict[str, Any]] | None = None
     #: Largest request body accepted, in bytes (413 REQUEST_ENTITY_TOO_LARGE above it).
     max_body_bytes: int | None = 1024 * 1024
+    #: The same for ``POST /_sim/state`` (a snapshot of 100,000 orders is about 35 MiB).
+    max_state_bytes: int | None = 1024 ** 3
     #: Hosts webhook deliveries may go to besides loopback ("*" allows any host).
     webhook_allow: tuple[str, ...] = ()
+    db: Any = None
+    durability: str = "normal"
 
     def resolved_variants(self) -> Variants:
         return Variants(self.variants)
 
 
-@dataclass
+@dataclass(eq=False)
 class Merchant:
     token: str
     engine: Engine
     idempotency: IdempotencyStore = field(default_factory=IdempotencyStore)
     extra: dict[str, Any] = field(default_factory=dict)
+    gen: int = 0
+    state: StateStore | None = None
+    closed: bool = False
+    _flush_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _header: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
     def clock(self) -> ManualClock:
         return self.engine.clock  # type: ignore[return-value]
 
+    def _tables(self) -> list[RecordMap]:
+        tables = [getattr(self.engine, attr) for attr in ENGINE_TABLES]
+        tables += [self.engine.timer_table, self.idempotency._seen]
+        return [t for t in tables if isinstance(t, RecordMap)]
+
+    def flush(self) -> None:
+        """Commit everything this merchant changed since the last flush, in one transaction."""
+        state = self.state
+        if state is None:
+            return
+        with self._flush_lock:
+            if self.closed:
+                return
+            tables = self._tables()
+            changes: dict[tuple[str, str], Any] = {}
+            for table in tables:
+                kind = table.kind
+                for key, value in table.take().items():
+                    changes[(kind, key)] = value
+            header = engine_header(self.engine)
+            if header != self._header:
+                changes[("meta", "engine")] = header
+            ob = self.extra.get("webhooks")
+            if ob is not None:
+                from .outbox import take_outbox_changes
+
+                changes.update(take_outbox_changes(ob))
+            if changes:
+                state.commit(self.gen, changes)  # on failure, the tables keep their changes
+            self._header = header
+            for table in tables:
+                table.done()
+
+    def persist_outbox(self) -> None:
+        """Commit the webhook outbox's changes only (delivery results, from its threads)."""
+        state = self.state
+        ob = self.extra.get("webhooks")
+        if state is None or ob is None:
+            return
+        from .outbox import take_outbox_changes
+
+        with self._flush_lock:
+            if self.closed:
+                return
+            changes = take_outbox_changes(ob)
+            if changes:
+                state.commit(self.gen, changes)
+
+    def close(self) -> None:
+        """Stop writing: the merchant was replaced (reset or restore)."""
+        with self._flush_lock:
+            self.closed = True
+
 
 class Store:
     """Token -> merchant, created on first use with one ACTIVE main location."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    def __init__(self, config: SimulatorConfig, state: StateStore | None = None) -> None:
         self.config = config
         self.variants = config.resolved_variants()
+        self.state: StateStore = state if state is not None else MemoryStore()
         self.merchants: dict[str, Merchant] = {}
         self.on_new_merchant: list = []  # callbacks(merchant), e.g. the webhook outbox
+        self.restored = 0
+        self._lock = threading.RLock()
         self.coverage: dict[str, Coverage] = {}  # per token; a reset keeps it
 
     def coverage_for(self, token: str) -> Coverage:
@@ -92,14 +174,125 @@ class Store:
             record_events=self.config.webhooks,
         ), token)
 
+    # ---------------------------------------------------------------- loading
+    def load(self) -> int:
+        """Bring back every merchant the state store holds; returns how many."""
+        count = 0
+        for token, gen in sorted(self.state.merchants().items()):
+            m = self._load(token, gen)
+            if m is None:
+                continue
+            self._publish(m)
+            count += 1
+        self.restored = count
+        if count:
+            gc.collect()
+            gc.freeze()  # what was loaded stays: no collection needs to look at it again
+        return count
+
+    def _load(self, token: str, gen: int) -> Merchant | None:
+        engine = load_engine(self.state, gen, record_events=self.config.webhooks)
+        if engine is None:
+            return None
+        self.observe(engine, token)
+        m = Merchant(token=token, engine=engine,
+                     idempotency=IdempotencyStore(self.state.table(gen, "idem")),
+                     gen=gen, state=self.state)
+        m._header = engine_header(engine)
+        return m
+
+    def _load_outbox(self, m: Merchant) -> None:
+        ob = m.extra.get("webhooks")
+        if ob is None:
+            return
+        from .outbox import load_outbox
+
+        state = self.state
+        load_outbox(ob, state.get(m.gen, "meta", "webhooks"),
+                    [rec for _, rec in state.scan(m.gen, "subscription")],
+                    [rec for _, rec in state.scan(m.gen, "event")])
+
+    def _publish(self, m: Merchant, *, stored: bool = True) -> None:
+        """Make ``m`` the token's merchant and give it its outbox (filled from the store)."""
+        self.merchants[m.token] = m
+        for callback in self.on_new_merchant:
+            callback(m)
+        if stored:
+            self._load_outbox(m)
+
+    # ---------------------------------------------------------------- merchants
+    def _fresh(self, token: str) -> Merchant:
+        engine = self.new_engine(token)
+        gen = self.state.new_generation()
+        attach(engine, self.state, gen)
+        m = Merchant(token=token, engine=engine,
+                     idempotency=IdempotencyStore(self.state.table(gen, "idem")),
+                     gen=gen, state=self.state)
+        m.flush()
+        return m
+
     def merchant(self, token: str) -> Merchant:
         m = self.merchants.get(token)
         if m is None:
-            m = self.merchants[token] = Merchant(token=token, engine=self.new_engine(token))
-            for callback in self.on_new_merchant:
-                callback(m)
+            with self._lock:
+                m = self.merchants.get(token)
+                if m is None:
+                    m = self._fresh(token)
+                    self.state.activate(token, m.gen)
+                    self._publish(m, stored=False)
+        return m
+
+    def _replace(self, token: str, m: Merchant, *, stored: bool) -> Merchant:
+        with self._lock:
+            old = self.merchants.get(token)
+            if old is not None:
+                old.close()
+            previous = self.state.activate(token, m.gen)
+            self._publish(m, stored=stored)
+        for gen in {previous, old.gen if old is not None else None} - {None, m.gen}:
+            self.state.discard(gen)  # type: ignore[arg-type]
         return m
 
     def reset(self, token: str) -> Merchant:
-        self.merchants.pop(token, None)
-        return self.merchant(token)
+        """A brand-new merchant for ``token``; the old one's records are deleted."""
+        return self._replace(token, self._fresh(token), stored=False)
+
+    def restore(self, token: str, rows: Iterable[tuple[str, str, Any]]) -> Merchant:
+        """Replace the token's merchant with the one ``rows`` describe (records by kind and
+        id). Raises KeyError/TypeError/ValueError, and changes nothing, when they do not make
+        a merchant."""
+        gen = self.state.new_generation()
+        try:
+            self.state.write_bulk(gen, rows)
+            m = self._load(token, gen)
+            if m is None:
+                raise KeyError("meta/engine")
+        except BaseException:
+            self.state.discard(gen)
+            raise
+        return self._replace(token, m, stored=True)
+
+    def flush_all(self) -> None:
+        for m in list(self.merchants.values()):
+            m.flush()
+
+    def close(self) -> None:
+        self.flush_all()
+        self.state.close()
+
+
+def merchant_rows(m: Merchant) -> Iterable[tuple[str, str, Any]]:
+    """Every record of a merchant, as they are now (for a snapshot)."""
+    from orderfsm.store.records import engine_rows
+
+    from .outbox import outbox_rows
+
+    yield from engine_rows(m.engine)
+    for key, value in m.idempotency._seen.items():
+        yield "idem", key, value
+    ob = m.extra.get("webhooks")
+    if ob is not None:
+        yield from outbox_rows(ob)
+
+
+Callback = Callable[[Merchant], None]

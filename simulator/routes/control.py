@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
 
 from orderfsm.clock import rfc3339
-from orderfsm.engine import Engine
 from orderfsm.errors import ErrorDetail, SquareError
 from orderfsm.rules import Variants
 
 from ..http import json_response, merchant_of, read_body
+from ..snapshot import STATE_FORMAT, STATE_VERSION, dump_state, rows_from_snapshot
+from ..validation import parse_json
 
 router = APIRouter(prefix="/_sim")
-STATE_FORMAT = "orderfsm.simulator.state"
-STATE_VERSION = 1
 
 
 def _bad(field: str, detail: str, code: str = "INVALID_VALUE") -> SquareError:
@@ -28,6 +29,7 @@ def advance_merchant(merchant: Any, seconds: float) -> int:
     fired = merchant.engine.advance(seconds)
     for hook in merchant.extra.get("on_advance", ()):
         hook(merchant)
+    merchant.flush()
     return fired
 
 
@@ -56,43 +58,46 @@ async def advance_clock(request: Request):
 async def reset(request: Request):
     m = merchant_of(request)
     store = request.app.state.store
-    fresh = store.reset(m.token)
+    # Deleting a large merchant's records is bulk work: off the event loop.
+    fresh = await run_in_threadpool(store.reset, m.token)
     return json_response({"reset": True, "merchant_id": fresh.engine.merchant_id,
                           "now": rfc3339(fresh.engine.now())})
 
 
 @router.get("/state")
 async def get_state(request: Request):
+    """Everything the merchant has, as one versioned JSON document (see snapshot.py)."""
     m = merchant_of(request)
-    return json_response({
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "engine": m.engine.snapshot(),
-        "idempotency": m.idempotency.snapshot(),
-    })
+    m.flush()
+    data = await run_in_threadpool(dump_state, m)
+    return Response(data, media_type="application/json")
 
 
 @router.post("/state")
 async def put_state(request: Request):
+    """Replace the merchant with a snapshot (any version this server reads)."""
     m = merchant_of(request)
-    body = await read_body(request)
-    if not isinstance(body, dict) or body.get("format") != STATE_FORMAT:
-        raise _bad("format", f"Expected a snapshot with format `{STATE_FORMAT}`.")
-    if body.get("version") != STATE_VERSION:
-        raise _bad("version", f"Unsupported snapshot version {body.get('version')!r}; "
-                              f"this server reads version {STATE_VERSION}.")
     store = request.app.state.store
-    try:
-        engine = Engine.restore(body["engine"], record_events=store.config.webhooks)
-        fresh = store.reset(m.token)
-        fresh.engine = store.observe(engine, m.token)
-        fresh.idempotency.restore(body.get("idempotency") or [])
-    except SquareError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise _bad("engine", f"The snapshot is not valid: {exc}.") from None
-    return json_response({"restored": True, "merchant_id": engine.merchant_id,
-                          "now": rfc3339(engine.now())})
+    raw = await request.body()
+
+    def restore() -> Any:
+        body = parse_json(raw)
+        if not isinstance(body, dict) or body.get("format") != STATE_FORMAT:
+            raise _bad("format", f"Expected a snapshot with format `{STATE_FORMAT}`.")
+        if body.get("version") not in (1, STATE_VERSION):
+            raise _bad("version", f"Unsupported snapshot version {body.get('version')!r}; "
+                                  f"this server reads versions 1 to {STATE_VERSION}.")
+        try:
+            rows = rows_from_snapshot(body, record_events=store.config.webhooks)
+            return store.restore(m.token, rows)
+        except SquareError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise _bad("engine", f"The snapshot is not valid: {exc!r}.") from None
+
+    fresh = await run_in_threadpool(restore)
+    return json_response({"restored": True, "merchant_id": fresh.engine.merchant_id,
+                          "now": rfc3339(fresh.engine.now())})
 
 
 @router.get("/variants")

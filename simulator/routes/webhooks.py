@@ -251,7 +251,7 @@ async def test_webhook_subscription(subscription_id: str, request: Request):
     result: dict[str, Any] = {"id": event.event_id}
     if attempt.status_code is not None:
         result["status_code"] = attempt.status_code
-    stamp = event.envelope["created_at"]
+    stamp = event.payload()["created_at"]
     result.update(payload=event.body.decode("utf-8"), created_at=stamp, updated_at=stamp,
                   notification_url=delivery.url)
     return json_response({"subscription_test_result": result})

@@ -224,9 +224,19 @@ def serve(
     catalog: Annotated[Path | None, typer.Option(
         "--catalog", metavar="FILE", help="JSON file: a list of CatalogObjects (fixed ids) that "
                                           "every merchant's catalog starts with.")] = None,
+    db: Annotated[str | None, typer.Option(
+        "--db", envvar="ORDERFSM_DB", show_default=False,
+        help="Where state lives: a SQLite file path, a sqlite:///PATH URL, or 'memory'. "
+             "Default: .orderfsm/state.sqlite3 under the working directory.")] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh", help="Wipe the stored state before starting.")] = False,
+    durability: Annotated[str, typer.Option(
+        "--durability", help="normal: a response is stored before it is sent and survives "
+                             "kill -9; full: also survives power loss (slower).")] = "normal",
 ) -> None:
     """Run the Square simulator under uvicorn and print its base URL."""
     from .logs import LEVELS, configure
+    from .store import DEFAULT_DB, open_store
     from .rules import Variants
     from .simulator import _free_port, create_app, serve_forever
 
@@ -247,15 +257,30 @@ def serve(
         _fail(f"unknown log level {log_level!r}; choose one of {', '.join(LEVELS)}")
     if log_format not in ("text", "json"):
         _fail(f"unknown log format {log_format!r}; choose text or json")
+    if durability not in ("normal", "full"):
+        _fail(f"--durability must be normal or full, not {durability!r}")
     allow = tuple(h.strip().lower() for h in (webhook_allow or "").split(",") if h.strip())
     configure(log_level, log_format, quiet=quiet)
+    try:
+        state = open_store(db or DEFAULT_DB, durability=durability)
+    except (ValueError, OSError, RuntimeError) as exc:
+        _fail(f"cannot open the state store {db or DEFAULT_DB}: {exc}")
+    except Exception as exc:  # sqlite3.DatabaseError: not a database, locked, ...
+        _fail(f"cannot open the state store {db or DEFAULT_DB}: {exc}")
+    if fresh:
+        state.wipe()
     application = create_app(variants=dict(variants), seed=seed,
-                             refund_settle_seconds=refund_settle_seconds)
+                             refund_settle_seconds=refund_settle_seconds, db=state)
     application.state.config.catalog = seed_catalog
     application.state.config.webhook_allow = allow
     base = f"http://{host}:{port}"
     out = _out()
     out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")
+    restored = application.state.store.restored
+    where = state.location if state.durable else "memory (lost when the server stops)"
+    out.print(f"state: {where}; restored {restored} merchant{'s' if restored != 1 else ''}"
+              + (f" (durability {durability})" if state.durable else ""), markup=False,
+              soft_wrap=True)
     changed = variants.non_default()
     if changed:
         out.print("variants: " + ", ".join(f"{k}={v}" for k, v in changed.items()))

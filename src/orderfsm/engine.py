@@ -179,6 +179,8 @@ class Engine:
         self.refund_index = TimeIndex()
         self._timers: list[tuple[datetime, int, str, str]] = []
         self._timer_seq = 0
+        # Where a durable store wants timers written (seq -> [due, kind, id]); None otherwise.
+        self.timer_table: Any = None
         self._tx: _Tx | None = None
         self.catalog = Catalog(self)
         self._stamp_at: datetime | None = None
@@ -283,6 +285,8 @@ class Engine:
         for due, kind, ident in tx.timers:
             self._timer_seq += 1
             heapq.heappush(self._timers, (due, self._timer_seq, kind, ident))
+            if self.timer_table is not None:
+                self.timer_table[str(self._timer_seq)] = [due.isoformat(), kind, ident]
         self.events.extend(events)
 
     # Reads that see the command's own staged changes. Committed records are never changed
@@ -1423,7 +1427,9 @@ class Engine:
         fired = 0
         now = self.clock.now()
         while self._timers and self._timers[0][0] <= now:
-            _, _, kind, ident = heapq.heappop(self._timers)
+            _, seq, kind, ident = heapq.heappop(self._timers)
+            if self.timer_table is not None:
+                self.timer_table.pop(str(seq), None)
             self._fire_timer(kind, ident)
             fired += 1
         return fired
@@ -1438,7 +1444,9 @@ class Engine:
         target = clock.now() + timedelta(seconds=seconds)
         fired = 0
         while self._timers and self._timers[0][0] <= target:
-            due, _, kind, ident = heapq.heappop(self._timers)
+            due, seq, kind, ident = heapq.heappop(self._timers)
+            if self.timer_table is not None:
+                self.timer_table.pop(str(seq), None)
             if due > clock.now():
                 clock.set(due)
             self._fire_timer(kind, ident)

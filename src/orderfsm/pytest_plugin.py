@@ -19,8 +19,9 @@ Fixtures (each test gets its own merchant):
 ``square_events``
     The webhook events recorded for the merchant, read from ``GET /_sim/events``.
 ``square_simulator_options``
-    Keyword arguments for ``create_app`` (``variants``, ``seed``, ``refund_settle_seconds``);
-    override it in a conftest.py or a test module to configure the in-process simulator.
+    Keyword arguments for ``create_app`` (``variants``, ``seed``, ``refund_settle_seconds``,
+    ``db``); override it in a conftest.py or a test module to configure the in-process
+    simulator. State is in memory unless ``db`` names a SQLite file (``db=tmp_path / "s.db"``).
 ``square_merchant_factory``
     Session-scoped, for hypothesis: ``square_merchant_factory(variants=..., seed=...)`` makes a
     fresh in-process merchant with its SDK client (``orderfsm.simulator.merchant``), one per

@@ -57,14 +57,16 @@ def running(
     variants: Mapping[str, str] | None = None,
     seed: int | None = None,
     log_level: str = "warning",
+    db: Any = None,
 ) -> Iterator[str]:
     """Start a real uvicorn server in a background thread and yield its base URL.
 
-    ``port=0`` picks a free port. The server stops when the block exits."""
+    ``port=0`` picks a free port. The server stops when the block exits. State is in memory
+    unless ``db`` names a store (a SQLite path, ``sqlite:///PATH``, or a store object)."""
     import uvicorn
 
     if app is None:
-        app = create_app(variants=variants, seed=seed)
+        app = create_app(variants=variants, seed=seed, db=db)
     if port == 0:
         port = _free_port(host)
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off",

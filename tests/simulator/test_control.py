@@ -186,13 +186,13 @@ def test_state_snapshot_shape(raw, sim_state) -> None:
     _populate(raw)
     snap = sim_state()
     assert snap["format"] == "orderfsm.simulator.state"
-    assert snap["version"] == 1
-    engine = snap["engine"]
-    assert len(engine["orders"]) == 3  # the order, the refund's return order, held's own order
-    assert len(engine["payments"]) == 2 and len(engine["refunds"]) == 1
-    assert len(engine["timers"]) == 2  # refund settlement and held's expiry
-    assert engine["now"] == now(raw)
-    assert len(snap["idempotency"]) == 4
+    assert snap["version"] == 2 and snap["record_version"] == 1
+    records = snap["records"]
+    assert len(records["order"]) == 3  # the order, the refund's return order, held's own order
+    assert len(records["payment"]) == 2 and len(records["refund"]) == 1
+    assert len(records["timer"]) == 2  # refund settlement and held's expiry
+    assert records["meta"]["engine"]["now"].startswith(now(raw)[:19])
+    assert len(records["idem"]) == 4
 
 
 def test_snapshot_round_trip(raw, sim_state, sdk) -> None:
@@ -214,7 +214,7 @@ def test_snapshot_round_trip(raw, sim_state, sdk) -> None:
     assert sdk.refunds.get(made["refund"]["id"], request_options=RO).refund.status == "COMPLETED"
     assert sdk.payments.get(made["held"]["id"], request_options=RO).payment.status == "CANCELED"
     fresh = delayed(raw, "after-restore")
-    existing = set(snap["engine"]["payments"]) | set(snap["engine"]["orders"])
+    existing = set(snap["records"]["payment"]) | set(snap["records"]["order"])
     assert fresh["id"] not in existing and fresh["order_id"] not in existing
 
 
@@ -227,12 +227,21 @@ def test_snapshot_moves_between_tokens(make_raw, sim_state) -> None:
     assert sim_state("snap-b") == snap
 
 
+def _meta(s: dict, **changes: Any) -> dict:
+    records = s["records"]
+    return {**s, "records": {**records, "meta": {
+        **records["meta"], "engine": {**records["meta"]["engine"], **changes}}}}
+
+
 @pytest.mark.parametrize("mutate", [
     lambda s: {**s, "format": "something.else"},
     lambda s: {**s, "version": 99},
-    lambda s: {**s, "engine": {"orders": []}},
-    lambda s: {**s, "engine": {**s["engine"], "now": "yesterday"}},
-    lambda s: {**s, "engine": {**s["engine"], "orders": [1, 2]}},
+    lambda s: {**s, "record_version": 99},
+    lambda s: {**s, "records": {"order": []}},
+    lambda s: {**s, "records": {**s["records"], "meta": {}}},
+    lambda s: _meta(s, now="yesterday"),
+    lambda s: {**s, "records": {**s["records"], "order": [1, 2]}},
+    lambda s: {**s, "records": {**s["records"], "gadget": {}}},
     lambda s: [s],
 ])
 def test_bad_snapshot_changes_nothing(raw, sim_state, mutate) -> None:

@@ -1,0 +1,47 @@
+"""The schema every SQL store shares, its migrations, and the records' own versions.
+
+Two versions move independently:
+
+* ``SCHEMA_VERSION``: the tables. ``MIGRATIONS[n]`` takes a database from version n to n + 1
+  with plain SQL that SQLite and PostgreSQL both accept; the version lives in ``meta``.
+* ``RECORD_VERSION``: the JSON inside a row. Each row carries the version it was written with
+  and :func:`migrate_record` brings an old row up to date when it is read, so a schema change
+  inside records never needs a rewrite of the whole database.
+
+Snapshots (``GET /_sim/state``) carry the record version too; version 1 snapshots, from before
+records existed, are converted by :mod:`orderfsm.store.records`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "RECORD_VERSION", "RECORD_MIGRATIONS",
+           "migrate_record"]
+
+MIGRATIONS: list[list[str]] = [
+    # 0 -> 1: merchants point at a generation of records.
+    [
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS merchants (token TEXT PRIMARY KEY, gen BIGINT NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS generations (gen BIGINT PRIMARY KEY)",
+        "CREATE TABLE IF NOT EXISTS records (gen BIGINT NOT NULL, kind TEXT NOT NULL, "
+        "id TEXT NOT NULL, v INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (gen, kind, id))",
+    ],
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+#: Version of the JSON written into records today.
+RECORD_VERSION = 1
+#: RECORD_MIGRATIONS[n](kind, data) turns a version-n record into a version-(n + 1) record.
+RECORD_MIGRATIONS: dict[int, Callable[[str, Any], Any]] = {}
+
+
+def migrate_record(kind: str, version: int, data: Any) -> Any:
+    if version > RECORD_VERSION:
+        raise ValueError(f"a {kind} record has version {version}; this orderfsm reads up to "
+                         f"{RECORD_VERSION}. Upgrade orderfsm to read this store.")
+    while version < RECORD_VERSION:
+        data = RECORD_MIGRATIONS[version](kind, data)
+        version += 1
+    return data

@@ -1,0 +1,239 @@
+"""The SQLite store (the standard library's ``sqlite3``), in WAL mode.
+
+One connection writes, behind a lock; each thread that reads has its own connection, so a read
+never waits for a write (WAL readers see the last commit). ``durability="normal"`` syncs at WAL
+checkpoints: a commit survives the process being killed. ``durability="full"`` syncs the WAL on
+every commit, so a commit also survives losing power.
+
+Bulk writes (restores, deletes of an old generation) go in chunks of ``CHUNK`` rows, each its own
+transaction, so another merchant's commit waits at most for one chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from typing import Any, Iterable, Iterator, Mapping
+
+from .base import DELETE, Key, RecordMap, StateStore
+from .schema import MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
+
+__all__ = ["SQLiteStore"]
+
+CHUNK = 1000
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_loads = json.loads
+
+
+class SQLiteStore(StateStore):
+    durable = True
+
+    def __init__(self, path: str, *, durability: str = "normal", cache: int = 5000) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError("durability must be 'normal' or 'full'")
+        self.path = os.path.abspath(path)
+        self.location = self.path
+        self.durability = durability
+        self.cache = cache
+        parent = os.path.dirname(self.path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        self._db = self._connect()
+        self._migrate()
+        self._drop_orphans()
+
+    # ---------------------------------------------------------------- connections
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                             timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise RuntimeError("the store is closed")
+            db = self._local.db = self._connect()
+            db.execute("PRAGMA query_only=ON")
+            with self._write_lock:
+                self._readers.append(db)
+        return db
+
+    def _migrate(self) -> None:
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
+                           "value TEXT NOT NULL)")
+                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else 0
+                if version > SCHEMA_VERSION:
+                    raise RuntimeError(
+                        f"{self.path} has schema version {version}; this orderfsm knows up to "
+                        f"{SCHEMA_VERSION}. Upgrade orderfsm, or start with --fresh.")
+                for step in MIGRATIONS[version:]:
+                    for statement in step:
+                        db.execute(statement)
+                db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
+                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                           (str(SCHEMA_VERSION),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _drop_orphans(self) -> None:
+        """Generations no token points at: a restore cut short by a crash, or an old
+        generation whose deletion did not finish."""
+        rows = self._db.execute(
+            "SELECT gen FROM generations WHERE gen NOT IN (SELECT gen FROM merchants)").fetchall()
+        for (gen,) in rows:
+            self.discard(gen)
+
+    # ---------------------------------------------------------------- the interface
+    def merchants(self) -> dict[str, int]:
+        return dict(self._reader().execute("SELECT token, gen FROM merchants").fetchall())
+
+    def new_generation(self) -> int:
+        with self._write_lock:
+            cur = self._db.execute(
+                "INSERT INTO generations (gen) SELECT COALESCE(MAX(gen), 0) + 1 FROM generations "
+                "RETURNING gen")
+            return int(cur.fetchone()[0])
+
+    def activate(self, token: str, gen: int) -> int | None:
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT gen FROM merchants WHERE token = ?", (token,)).fetchone()
+                db.execute("INSERT INTO merchants (token, gen) VALUES (?, ?) "
+                           "ON CONFLICT (token) DO UPDATE SET gen = excluded.gen", (token, gen))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(row[0]) if row else None
+
+    def commit(self, gen: int, changes: Mapping[Key, Any]) -> None:
+        if not changes:
+            return
+        puts = []
+        deletes = []
+        for (kind, ident), value in changes.items():
+            if value is DELETE:
+                deletes.append((gen, kind, ident))
+            else:
+                puts.append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if puts:
+                    db.executemany(
+                        "INSERT INTO records (gen, kind, id, v, data) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (gen, kind, id) DO UPDATE SET v = excluded.v, "
+                        "data = excluded.data", puts)
+                if deletes:
+                    db.executemany("DELETE FROM records WHERE gen = ? AND kind = ? AND id = ?",
+                                   deletes)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def write_bulk(self, gen: int, rows: Iterable[tuple[str, str, Any]]) -> None:
+        batch: list[tuple] = []
+        for kind, ident, value in rows:
+            batch.append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+            if len(batch) >= CHUNK:
+                self._insert(batch)
+                batch = []
+        if batch:
+            self._insert(batch)
+
+    def _insert(self, batch: list[tuple]) -> None:
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO records (gen, kind, id, v, data) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (gen, kind, id) DO UPDATE SET v = excluded.v, "
+                    "data = excluded.data", batch)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def get(self, gen: int, kind: str, ident: str) -> Any | None:
+        row = self._reader().execute(
+            "SELECT v, data FROM records WHERE gen = ? AND kind = ? AND id = ?",
+            (gen, kind, ident)).fetchone()
+        if row is None:
+            return None
+        data = _loads(row[1])
+        return data if row[0] == RECORD_VERSION else migrate_record(kind, row[0], data)
+
+    def scan(self, gen: int, kind: str) -> Iterator[tuple[str, Any]]:
+        cur = self._reader().execute(
+            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY id", (gen, kind))
+        for ident, version, text in cur:
+            data = _loads(text)
+            yield ident, (data if version == RECORD_VERSION
+                          else migrate_record(kind, version, data))
+
+    def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
+        cur = self._reader().execute(
+            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY id", (gen, kind))
+        for ident, version, text in cur:
+            if version != RECORD_VERSION:
+                text = _dumps(migrate_record(kind, version, _loads(text)))
+            yield ident, text
+
+    def discard(self, gen: int) -> None:
+        while True:
+            with self._write_lock:
+                cur = self._db.execute(
+                    "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE gen = ? "
+                    "LIMIT ?)", (gen, CHUNK))
+                if cur.rowcount < CHUNK:
+                    self._db.execute("DELETE FROM generations WHERE gen = ?", (gen,))
+                    return
+
+    def wipe(self) -> None:
+        with self._write_lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            for table in ("records", "merchants", "generations"):
+                db.execute(f"DELETE FROM {table}")
+            db.execute("COMMIT")
+
+    def table(self, gen: int, kind: str, cache: int | None = None) -> RecordMap:
+        return RecordMap(self, gen, kind, self.cache if cache is None else cache)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            for db in self._readers:
+                try:
+                    db.close()
+                except sqlite3.Error:
+                    pass
+            try:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._db.close()

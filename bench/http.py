@@ -432,7 +432,7 @@ def bench_search(args: argparse.Namespace, rows: list[tuple[str, str, str]]) -> 
     n = args.search_calls
 
     def forget() -> None:  # drop the per-merchant cache of rendered orders
-        merchant.extra.pop("order_json", None)
+        merchant.engine._json_cache.clear()
 
     results: dict[str, dict[str, float]] = {name: {} for name in queries}
 

@@ -211,6 +211,8 @@ class Store:
         load_outbox(ob, state.get(m.gen, "meta", "webhooks"),
                     [rec for _, rec in state.scan(m.gen, "subscription")],
                     [rec for _, rec in state.scan(m.gen, "event")])
+        if ob.pending:
+            ob.dispatcher.start()  # retries that are due go out without waiting for a request
 
     def _publish(self, m: Merchant, *, stored: bool = True) -> None:
         """Make ``m`` the token's merchant and give it its outbox (filled from the store)."""

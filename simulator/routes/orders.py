@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from orderfsm.errors import ErrorDetail, SquareError
@@ -19,31 +20,11 @@ router = APIRouter()
 # Sparse update bodies leave out what the order already has.
 _SPARSE = frozenset({"order.location_id", "order.line_items[].quantity"})
 _SORT_FIELDS = {"CREATED_AT": "created_at", "UPDATED_AT": "updated_at", "CLOSED_AT": "closed_at"}
-_JSON_CACHE_MAX = 50_000  # rendered orders kept per merchant
 
 
 def _order_json(m: Any, rec: dict) -> bytes:
-    """The JSON of a stored order (``engine.render_order``), cached per merchant.
-
-    Rendering (pricing, tenders) and encoding are most of the cost of RetrieveOrder and of a
-    search page, and most orders read did not change since they were last read. The engine
-    replaces a record whenever a command changes it, so an entry is current while the order
-    record and the records of its payments (``_payment_ids``; they give its tenders) are the
-    very objects it was rendered from."""
-    cache = m.extra.get("order_json")
-    if cache is None:
-        cache = m.extra["order_json"] = {}
-    payments = m.engine.payments
-    pids = rec.get("_payment_ids", ())
-    hit = cache.get(rec["id"])
-    if (hit is not None and hit[0] is rec and len(hit[1]) == len(pids)
-            and all(payments.get(pid) is p for pid, p in zip(pids, hit[1]))):
-        return hit[2]
-    data = json.dumps(m.engine.render_order(rec), separators=(",", ":")).encode()
-    if len(cache) >= _JSON_CACHE_MAX:
-        del cache[next(iter(cache))]
-    cache[rec["id"]] = (rec, tuple(payments.get(pid) for pid in pids), data)
-    return data
+    """The JSON of a stored order; the renderer caches it (``Engine.order_json``)."""
+    return m.engine.order_json(rec)
 
 
 @router.post("/v2/orders")
@@ -136,25 +117,31 @@ async def search_orders(request: Request):
     limit = query_limit(body.get("limit"), 500, 1000)
     shape = {"l": sorted(known), "q": query}
     after = decode_cursor(body.get("cursor"), shape)
-    page, nxt = engine.search_orders(
-        location_ids=known, states=states, customer_ids=customers, sort_field=sort_field,
-        descending=descending, start=start, end=end, limit=limit, after=after,
-        fulfillment_types=fulfillment.get("fulfillment_types"),
-        fulfillment_states=fulfillment.get("fulfillment_states"), source_names=sources)
-    out: dict = {}
-    if body.get("return_entries"):
-        out["order_entries"] = [{"order_id": o["id"], "version": o.get("version"),
-                                 "location_id": o["location_id"]} for o in page]
-    else:
-        # The same bytes json_response would send for {"orders": [...], "cursor": ...}.
-        parts = [b'{"orders":[', b",".join(_order_json(m, o) for o in page), b"]"]
+
+    def run() -> Response:
+        page, nxt = engine.search_orders(
+            location_ids=known, states=states, customer_ids=customers, sort_field=sort_field,
+            descending=descending, start=start, end=end, limit=limit, after=after,
+            fulfillment_types=fulfillment.get("fulfillment_types"),
+            fulfillment_states=fulfillment.get("fulfillment_states"), source_names=sources)
+        out: dict = {}
+        if body.get("return_entries"):
+            out["order_entries"] = [{"order_id": o["id"], "version": o.get("version"),
+                                     "location_id": o["location_id"]} for o in page]
+        else:
+            # The same bytes json_response would send for {"orders": [...], "cursor": ...}.
+            parts = [b'{"orders":[', b",".join(_order_json(m, o) for o in page), b"]"]
+            if nxt is not None:
+                parts.append(b',"cursor":' + json.dumps(encode_cursor(nxt, shape)).encode())
+            parts.append(b"}")
+            return Response(b"".join(parts), media_type="application/json")
         if nxt is not None:
-            parts.append(b',"cursor":' + json.dumps(encode_cursor(nxt, shape)).encode())
-        parts.append(b"}")
-        return Response(b"".join(parts), media_type="application/json")
-    if nxt is not None:
-        out["cursor"] = encode_cursor(nxt, shape)
-    return json_response(out)
+            out["cursor"] = encode_cursor(nxt, shape)
+        return json_response(out)
+
+    # A page of up to 1,000 orders, rendered cold, is bulk work: off the event loop, so other
+    # merchants' requests go on meanwhile (this merchant's wait for their turn).
+    return await run_in_threadpool(run)
 
 
 @router.get("/v2/orders/{order_id}")

@@ -13,6 +13,7 @@ rendered. Keys starting with ``_`` are internal and never rendered.
 from __future__ import annotations
 
 import heapq
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -83,6 +84,9 @@ CREATABLE_ORDER_FIELDS = frozenset({
     "service_charges", "fulfillments", "metadata", "state", "ticket_name", "pricing_options",
 })
 REFUND_YEAR = timedelta(days=365)
+JSON_CACHE_MAX = 10_000  # rendered orders kept per merchant
+_json_bytes = (lambda enc: lambda value: enc(value).encode())(
+    json.JSONEncoder(separators=(",", ":")).encode)
 MAX_REFUNDS = 20
 
 
@@ -183,6 +187,7 @@ class Engine:
         self.timer_table: Any = None
         self._tx: _Tx | None = None
         self.catalog = Catalog(self)
+        self._json_cache: dict[str, tuple] = {}  # order id -> (record, payments, JSON)
         self._stamp_at: datetime | None = None
         self._stamp_text = ""
         # An orderfsm.coverage.Observer, told the transitions each committed command took.
@@ -390,6 +395,29 @@ class Engine:
         due = self._amount_due_from(rec, total, captured)
         out["net_amount_due_money"] = {"amount": due, "currency": currency}
         return out
+
+    def order_json(self, rec: Mapping[str, Any]) -> bytes:
+        """``render_order(rec)`` as compact JSON bytes, cached.
+
+        Rendering (pricing, tenders) and encoding are most of the cost of reading an order,
+        and most orders read did not change since they were last read. Committed records are
+        replaced, never changed, so an entry is current while the order record and the records
+        of its payments (they give its tenders) are the very objects it was rendered from."""
+        cache = self._json_cache
+        payments = self.payments
+        pids = rec.get("_payment_ids", ())
+        hit = cache.get(rec["id"])
+        if (hit is not None and hit[0] is rec and len(hit[1]) == len(pids)
+                and all(payments.get(pid) is p for pid, p in zip(pids, hit[1]))):
+            return hit[2]
+        data = _json_bytes(self.render_order(rec))
+        if len(cache) >= JSON_CACHE_MAX:
+            try:
+                del cache[next(iter(cache))]
+            except (StopIteration, KeyError, RuntimeError):
+                pass
+        cache[rec["id"]] = (rec, tuple(payments.get(pid) for pid in pids), data)
+        return data
 
     def _amount_due_from(self, rec: Mapping[str, Any], total: int, captured: int) -> int:
         if rec.get("returns"):

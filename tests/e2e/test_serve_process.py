@@ -45,7 +45,8 @@ def _cli(*args: str, **kw: Any) -> subprocess.Popen:
 def _start(tmp: Path, *extra: str) -> Iterator[Server]:
     log = tmp / "server.log"
     with log.open("w") as err:
-        proc = _cli("serve", "--port", "0", *extra, stdout=subprocess.PIPE, stderr=err)
+        # The working directory holds the default state file (.orderfsm/state.sqlite3).
+        proc = _cli("serve", "--port", "0", *extra, stdout=subprocess.PIPE, stderr=err, cwd=tmp)
     try:
         seen: list[str] = []
         deadline = time.monotonic() + 30

@@ -418,6 +418,7 @@ class Event:
     test: bool = False
     deliveries: list[Delivery] = field(default_factory=list)
     _body: bytes | None = None
+    n: int = 0  # position among the merchant's events (the event counter when recorded)
 
     @property
     def body(self) -> bytes:
@@ -526,6 +527,7 @@ class Outbox:
     def _remember(self, event: Event) -> None:
         event.body  # noqa: B018 - encode once; the bytes are what is kept
         event.envelope = None  # type: ignore[assignment]
+        event.n = self._event_counter
         self.events.append(event)
         self.by_id[event.event_id] = event
         self._dirty_events.add(event.event_id)
@@ -1102,7 +1104,7 @@ def _attempt_from(row: list[Any]) -> Attempt:
 def _event_record(e: Event) -> dict[str, Any]:
     return {
         "event_id": e.event_id, "type": e.type, "object_id": e.object_id,
-        "location_id": e.location_id, "at": e.at.isoformat(), "test": e.test,
+        "location_id": e.location_id, "at": e.at.isoformat(), "test": e.test, "n": e.n,
         "body": e.body.decode("utf-8"),
         "deliveries": [{
             "subscription_id": d.subscription_id,
@@ -1117,7 +1119,7 @@ def _event_record(e: Event) -> dict[str, Any]:
 def _event_from(rec: Mapping[str, Any]) -> Event:
     e = Event(rec["event_id"], rec["type"], rec["object_id"], rec["location_id"],
               datetime.fromisoformat(rec["at"]), None, test=rec.get("test", False),  # type: ignore[arg-type]
-              _body=rec["body"].encode("utf-8"))
+              _body=rec["body"].encode("utf-8"), n=rec.get("n", 0))
     for d in rec["deliveries"]:
         e.deliveries.append(Delivery(
             e, d["subscription_id"],
@@ -1210,7 +1212,7 @@ def load_outbox(ob: "Outbox", meta: Mapping[str, Any] | None,
         for rec in subscriptions:
             if rec.get("held"):
                 held_of[rec["id"]] = rec["held"][0]
-        loaded = sorted((_event_from(rec) for rec in events), key=lambda e: (e.at, e.event_id))
+        loaded = sorted((_event_from(rec) for rec in events), key=lambda e: e.n)
         ob.events = loaded
         ob.by_id = {e.event_id: e for e in loaded}
         pending = []

@@ -4,7 +4,8 @@ Version 2 (today) is the merchant's records, grouped by kind and id, exactly as 
 them, with the records' own version::
 
     {"format": "orderfsm.simulator.state", "version": 2, "record_version": 1,
-     "records": {"meta": {"engine": {...}, "webhooks": {...}}, "order": {...}, "payment": {...},
+     "records": {"meta": {"engine": {...}, "webhooks": {...}}, "location": {...},
+                 "order": {...}, "payment": {...},
                  "refund": {...}, "payment_key": {...}, "timer": {...}, "idem": {...},
                  "subscription": {...}, "event": {...}}}
 
@@ -31,8 +32,8 @@ __all__ = ["STATE_FORMAT", "STATE_VERSION", "KINDS", "dump_state", "rows_from_sn
 STATE_FORMAT = "orderfsm.simulator.state"
 STATE_VERSION = 2
 #: Every kind of record a merchant has, in dump order.
-KINDS = ["meta", "order", "payment", "refund", "payment_key", "timer", "idem", "subscription",
-         "event"]
+KINDS = ["meta", "location", "order", "payment", "refund", "payment_key", "timer", "idem",
+         "subscription", "event"]
 
 
 def dump_state(m: Merchant) -> bytes:

@@ -22,7 +22,8 @@ from orderfsm.coverage import Coverage, Observer
 from orderfsm.engine import Engine
 from orderfsm.rules import Variants
 from orderfsm.store import MemoryStore, RecordMap, StateStore
-from orderfsm.store.records import ENGINE_TABLES, attach, engine_header, load_engine
+from orderfsm.store.records import (ENGINE_TABLES, attach, engine_header, load_engine,
+                                    location_changes)
 
 from .idempotency import IdempotencyStore
 
@@ -230,6 +231,7 @@ class Store:
         m = Merchant(token=token, engine=engine,
                      idempotency=IdempotencyStore(self.state.table(gen, "idem")),
                      gen=gen, state=self.state)
+        self.state.commit(gen, location_changes(engine))
         m.flush()
         return m
 

@@ -73,6 +73,10 @@ class StateStore(ABC):
         """(id, record) of every record of a kind, migrated, in id order."""
 
     @abstractmethod
+    def ids(self, gen: int, kind: str) -> Iterator[str]:
+        """The ids of every record of a kind (no record is read)."""
+
+    @abstractmethod
     def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
         """(id, JSON text) of every record of a kind, for dumps that need no parsing."""
 
@@ -97,9 +101,12 @@ class RecordMap(MutableMapping):
     """A kind's records: written changes (until committed), a bounded cache, then the store.
 
     ``pending`` holds what the engine wrote since the last commit; ``flushing`` what a commit
-    in progress is writing (readers must still see it there until the store has it)."""
+    in progress is writing (readers must still see it there until the store has it). ``known``
+    is the set of ids the kind has, once :meth:`track` filled it: then a lookup of an id that
+    does not exist (every new record's id, when it is first written) never reaches the store."""
 
-    __slots__ = ("store", "gen", "kind", "cache", "limit", "pending", "flushing", "_lock")
+    __slots__ = ("store", "gen", "kind", "cache", "limit", "pending", "flushing", "known",
+                 "_lock")
 
     def __init__(self, store: StateStore, gen: int, kind: str, cache: int = 0) -> None:
         self.store = store
@@ -109,7 +116,13 @@ class RecordMap(MutableMapping):
         self.limit = cache
         self.pending: dict[str, Any] = {}
         self.flushing: dict[str, Any] = {}
+        self.known: set[str] | None = None
         self._lock = threading.Lock()
+
+    def track(self, ids: Iterable[str] | None = None) -> "RecordMap":
+        """Keep the set of ids in memory (read from the store unless given)."""
+        self.known = set(self.store.ids(self.gen, self.kind) if ids is None else ids)
+        return self
 
     def _cached(self, key: str, value: Any) -> None:
         if not self.limit:
@@ -132,6 +145,8 @@ class RecordMap(MutableMapping):
         value = self.cache.get(key)
         if value is not None:
             return value
+        if self.known is not None and key not in self.known:
+            return default
         value = self.store.get(self.gen, self.kind, key)
         if value is None:
             return default
@@ -149,6 +164,8 @@ class RecordMap(MutableMapping):
 
     def __setitem__(self, key: str, value: Any) -> None:
         self.pending[key] = value
+        if self.known is not None:
+            self.known.add(key)
         if self.limit:
             self.cache.pop(key, None)
             self._cached(key, value)
@@ -158,6 +175,8 @@ class RecordMap(MutableMapping):
             raise KeyError(key)
         self.pending[key] = DELETE
         self.cache.pop(key, None)
+        if self.known is not None:
+            self.known.discard(key)
 
     def pop(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         value = self.get(key, DELETE)

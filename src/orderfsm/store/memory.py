@@ -72,6 +72,9 @@ class MemoryStore(StateStore):
         table = self._gens.get(gen, {}).get(kind, {})
         return iter(sorted(table.items()))
 
+    def ids(self, gen: int, kind: str) -> Iterator[str]:
+        return iter(list(self._gens.get(gen, {}).get(kind, {})))
+
     def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
         for ident, value in self.scan(gen, kind):
             yield ident, json.dumps(value, separators=(",", ":"))

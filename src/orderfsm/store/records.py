@@ -1,6 +1,6 @@
 """An engine as records, and back.
 
-Kinds: ``meta/engine`` (ids, clock, variants, locations: everything small), ``order``,
+Kinds: ``meta/engine`` (ids, clock, variants: everything small), ``location``, ``order``,
 ``payment``, ``refund`` (the engine's records as they are), ``payment_key`` (idempotency key ->
 payment id, for CancelPaymentByIdempotencyKey) and ``timer`` (sequence -> [due, kind, id]).
 Indexes are not stored: :func:`load_engine` rebuilds them.
@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 
 from ..clock import ManualClock, parse_rfc3339
 from ..engine import Engine
-from .base import StateStore
+from .base import RecordMap, StateStore
 
 __all__ = ["ENGINE_TABLES", "engine_header", "attach", "engine_rows", "load_engine",
            "engine_from_rows"]
@@ -35,8 +35,12 @@ def engine_header(engine: Engine) -> dict[str, Any]:
         "variants": dict(engine.variants),
         "timer_seq": engine._timer_seq,
         "refund_settle_delay": engine.refund_settle_delay.total_seconds(),
-        "locations": engine.locations,
     }
+
+
+def location_changes(engine: Engine) -> dict[tuple[str, str], Any]:
+    """The locations, as changes to commit (they are written once, with the merchant)."""
+    return {("location", ident): loc for ident, loc in engine.locations.items()}
 
 
 def attach(engine: Engine, store: StateStore, gen: int) -> None:
@@ -58,6 +62,8 @@ def attach(engine: Engine, store: StateStore, gen: int) -> None:
 def engine_rows(engine: Engine) -> Iterator[tuple[str, str, Any]]:
     """Every record of an engine (header first)."""
     yield "meta", "engine", engine_header(engine)
+    for ident, loc in engine.locations.items():
+        yield "location", ident, loc
     for attr, kind in ENGINE_TABLES.items():
         for key, value in getattr(engine, attr).items():
             yield kind, key, value
@@ -85,7 +91,8 @@ def _new_engine(header: Mapping[str, Any], record_events: bool,
                  record_events=record_events)
     eng.merchant_id = header["merchant_id"]
     eng.main_location_id = header["main_location_id"]
-    eng.locations = dict(header["locations"])
+    if "locations" in header:
+        eng.locations = dict(header["locations"])
     eng.ids.counter = header["id_counter"]
     eng._timer_seq = header.get("timer_seq", 0)
     return eng
@@ -106,9 +113,24 @@ def load_engine(store: StateStore, gen: int, *, record_events: bool) -> Engine |
     if header is None:
         return None
     eng = _new_engine(header, record_events)
+    locations = dict(store.scan(gen, "location"))
+    if locations:
+        eng.locations = locations
     for attr, kind in ENGINE_TABLES.items():
         setattr(eng, attr, store.table(gen, kind))
-    _index(eng)
+    # Rebuild the indexes one record at a time (never all records in memory at once); the
+    # tables' sets of known ids share the id strings with the indexes.
+    ids: list[str] = []
+    for _, rec in store.scan(gen, "order"):
+        eng.order_index.add(rec)
+        ids.append(rec["id"])
+    _track(eng.orders, ids)
+    for attr, index in (("payments", eng.payment_index), ("refunds", eng.refund_index)):
+        ids = []
+        for _, rec in store.scan(gen, ENGINE_TABLES[attr]):
+            index.add(rec["id"], rec["created_at"], rec["location_id"])
+            ids.append(rec["id"])
+        _track(getattr(eng, attr), ids)
     eng._timers = [(_parse_time(due), int(seq), kind, ident)
                    for seq, (due, kind, ident) in store.scan(gen, "timer")]
     heapq.heapify(eng._timers)
@@ -116,10 +138,17 @@ def load_engine(store: StateStore, gen: int, *, record_events: bool) -> Engine |
     return eng
 
 
+def _track(table: Any, ids: list[str]) -> None:
+    if isinstance(table, RecordMap):
+        table.track(ids)
+
+
 def engine_from_rows(tables: Mapping[str, Mapping[str, Any]], *, record_events: bool) -> Engine:
     """An in-memory engine from records grouped by kind (a snapshot's ``records``)."""
     header = tables["meta"]["engine"]
     eng = _new_engine(header, record_events)
+    if tables.get("location"):
+        eng.locations = dict(tables["location"])
     for attr, kind in ENGINE_TABLES.items():
         setattr(eng, attr, dict(tables.get(kind, {})))
     _index(eng)

@@ -193,6 +193,11 @@ class SQLiteStore(StateStore):
             yield ident, (data if version == RECORD_VERSION
                           else migrate_record(kind, version, data))
 
+    def ids(self, gen: int, kind: str) -> Iterator[str]:
+        cur = self._reader().execute("SELECT id FROM records WHERE gen = ? AND kind = ?",
+                                     (gen, kind))
+        return (row[0] for row in cur)
+
     def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
         cur = self._reader().execute(
             "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY id", (gen, kind))
@@ -220,7 +225,9 @@ class SQLiteStore(StateStore):
             db.execute("COMMIT")
 
     def table(self, gen: int, kind: str, cache: int | None = None) -> RecordMap:
-        return RecordMap(self, gen, kind, self.cache if cache is None else cache)
+        """A kind's records behind a bounded cache, with their ids kept in memory (read now;
+        a caller that has the ids at hand passes them to ``track`` instead)."""
+        return RecordMap(self, gen, kind, self.cache if cache is None else cache).track()
 
     def close(self) -> None:
         if self._closed:

@@ -179,10 +179,14 @@ class Store:
     def load(self) -> int:
         """Bring back every merchant the state store holds; returns how many."""
         count = 0
+        # Variants the server was started with (``serve --variant``) win over stored ones.
+        chosen = self.variants.non_default()
         for token, gen in sorted(self.state.merchants().items()):
             m = self._load(token, gen)
             if m is None:
                 continue
+            if chosen:
+                m.engine.variants = Variants({**dict(m.engine.variants), **chosen})
             self._publish(m)
             count += 1
         self.restored = count

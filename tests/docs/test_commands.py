@@ -114,16 +114,18 @@ def _read_banner(proc: subprocess.Popen, deadline: float) -> str:
 
 
 @pytest.mark.parametrize("line", sorted({line for _, line in LINES if kind(line) == "serve"}))
-def test_serve_lines(line: str) -> None:
-    """Start the documented command on a free port, check the banner, run the banner's own
-    SDK snippet against it, and check any --variant it sets."""
+def test_serve_lines(line: str, tmp_path: Path) -> None:
+    """Start the documented command on a free port (in an empty directory, which holds its
+    state file), check the banner, run the banner's own SDK snippet against it, and check any
+    --variant it sets."""
     args = shlex.split(line)[2:]
     if "--port" in args:
         del args[args.index("--port"):args.index("--port") + 2]
     port = _free_port()
     args += ["--port", str(port), "--quiet"]
     proc = subprocess.Popen([*_orderfsm(), "serve", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"})
+                            stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
+                            cwd=tmp_path)
     try:
         banner = _read_banner(proc, time.monotonic() + 60)
         base = f"http://127.0.0.1:{port}"

@@ -6,12 +6,12 @@ them, with the records' own version::
     {"format": "orderfsm.simulator.state", "version": 2, "record_version": 1,
      "records": {"meta": {"engine": {...}, "webhooks": {...}}, "location": {...},
                  "order": {...}, "payment": {...},
-                 "refund": {...}, "payment_key": {...}, "timer": {...}, "idem": {...},
-                 "subscription": {...}, "event": {...}}}
+                 "refund": {...}, "payment_key": {...}, "timer": {...}, "catalog": {...},
+                 "idem": {...}, "subscription": {...}, "event": {...}}}
 
 so it carries everything a merchant has: orders, payments, refunds, locations, id counters,
-idempotency records, the clock, variants, webhook subscriptions with their faults, events and
-deliveries with their retry schedule. Version 1 (``engine`` and ``idempotency``, no webhooks)
+idempotency records, the clock, variants, the catalog with every object's versions, webhook
+subscriptions with their faults, events and deliveries with their retry schedule. Version 1 (``engine`` and ``idempotency``, no webhooks)
 still loads.
 """
 
@@ -32,8 +32,8 @@ __all__ = ["STATE_FORMAT", "STATE_VERSION", "KINDS", "dump_state", "rows_from_sn
 STATE_FORMAT = "orderfsm.simulator.state"
 STATE_VERSION = 2
 #: Every kind of record a merchant has, in dump order.
-KINDS = ["meta", "location", "order", "payment", "refund", "payment_key", "timer", "idem",
-         "subscription", "event"]
+KINDS = ["meta", "location", "order", "payment", "refund", "payment_key", "timer", "catalog",
+         "idem", "subscription", "event"]
 
 
 def dump_state(m: Merchant) -> bytes:

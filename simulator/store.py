@@ -22,8 +22,8 @@ from orderfsm.coverage import Coverage, Observer
 from orderfsm.engine import Engine
 from orderfsm.rules import Variants
 from orderfsm.store import MemoryStore, RecordMap, StateStore
-from orderfsm.store.records import (ENGINE_TABLES, attach, engine_header, load_engine,
-                                    location_changes)
+from orderfsm.store.records import (ENGINE_TABLES, attach, catalog_changes, engine_header,
+                                    load_engine, location_changes)
 
 from .idempotency import IdempotencyStore
 
@@ -98,6 +98,7 @@ class Merchant:
             header = engine_header(self.engine)
             if header != self._header:
                 changes[("meta", "engine")] = header
+            changes.update(catalog_changes(self.engine))
             ob = self.extra.get("webhooks")
             if ob is not None:
                 from .outbox import take_outbox_changes

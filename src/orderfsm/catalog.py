@@ -196,6 +196,8 @@ class Catalog:
         self.history: dict[str, list[dict[str, Any]]] = {}
         self.version = 0
         self.updated_at: str | None = None
+        # Ids whose history changed since a durable store last took them (see store.records).
+        self.dirty: set[str] = set()
         # parent id -> child ids (insertion order), so rendering a parent does not scan.
         self._kids: dict[str, dict[str, None]] = {}
         self._parent_of: dict[str, str] = {}
@@ -289,6 +291,7 @@ class Catalog:
         for oid, rec in changed.items():
             self.objects[oid] = rec
             self.history.setdefault(oid, []).append(rec)
+            self.dirty.add(oid)
             self._index(rec)
         if changed:
             self.version = version
@@ -736,6 +739,7 @@ class Catalog:
         self.updated_at = data.get("updated_at")
         self.history = copy.deepcopy(dict(data.get("history") or {}))
         self.objects = {oid: versions[-1] for oid, versions in self.history.items() if versions}
+        self.dirty = set(self.history)
         self._kids, self._parent_of = {}, {}
         for versions in self.history.values():
             for rec in versions:

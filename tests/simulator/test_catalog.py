@@ -368,7 +368,7 @@ def test_serve_catalog_config_seeds_every_merchant(make_app, make_sdk) -> None:
 
 def test_catalog_is_part_of_the_snapshot(raw, sdk, menu, make_raw) -> None:
     state = raw.get("/_sim/state").json()
-    assert menu["coffee"] in state["engine"]["catalog"]["history"]
+    assert menu["coffee"] in state["records"]["catalog"]
     other = make_raw("restored-merchant")
     assert other.post("/_sim/state", json=state).status_code == 200
     again = other.get(f"/v2/catalog/object/{menu['coffee']}").json()["object"]
@@ -436,7 +436,7 @@ def test_every_catalog_change_records_catalog_version_updated(raw, sdk, menu) ->
     ("GET", "/v2/catalog/object/X?include_related_objects=maybe", None),
 ])
 def test_bad_input_gets_square_errors_and_changes_nothing(raw, method, path, body) -> None:
-    before = raw.get("/_sim/state").json()["engine"]["catalog"]
+    before = raw.get("/_sim/state").json()["records"]["catalog"]
     if body is None:
         r = raw.request(method, path)
     else:
@@ -445,7 +445,7 @@ def test_bad_input_gets_square_errors_and_changes_nothing(raw, method, path, bod
     assert r.status_code in (400, 404), r.text
     errors = r.json()["errors"]
     assert errors and all(e["category"] == IRE for e in errors)
-    assert raw.get("/_sim/state").json()["engine"]["catalog"] == before
+    assert raw.get("/_sim/state").json()["records"]["catalog"] == before
 
 
 def test_malformed_json_body(raw) -> None:

@@ -71,11 +71,11 @@ def square_example_merchant(raw) -> None:
     """The example's catalog seeded, and the main location renamed to the example's id."""
     assert raw.post("/_sim/catalog", json=CATALOG).status_code == 200
     state = raw.get("/_sim/state").json()
-    engine = state["engine"]
-    old = engine["main_location_id"]
-    loc = engine["locations"].pop(old)
-    engine["locations"][LOCATION] = dict(loc, id=LOCATION)
-    engine["main_location_id"] = LOCATION
+    records = state["records"]
+    old = records["meta"]["engine"]["main_location_id"]
+    loc = records["location"].pop(old)
+    records["location"][LOCATION] = dict(loc, id=LOCATION)
+    records["meta"]["engine"]["main_location_id"] = LOCATION
     assert raw.post("/_sim/state", json=state).status_code == 200
 
 

@@ -274,3 +274,29 @@ def test_a_write_during_a_restore_waits_for_it(db) -> None:
     assert write.json()["payment"]["id"] in records["payment"]
     assert "CreatePayment|not-in-snapshot" not in records["idem"]
     assert "CreatePayment|before" in records["idem"]
+
+
+def test_the_catalog_survives_a_reopen(db) -> None:
+    c = _client(db)
+    r = c.post("/v2/catalog/object", headers=H, json={"idempotency_key": "cat", "object": {
+        "type": "ITEM", "id": "#tea", "item_data": {"name": "Tea", "variations": [{
+            "type": "ITEM_VARIATION", "id": "#tea-cup", "item_variation_data": {
+                "name": "Cup", "pricing_type": "FIXED_PRICING", "price_money": usd(300)}}]}}})
+    assert r.status_code == 200, r.text
+    item = r.json()["catalog_object"]
+    variation = item["item_data"]["variations"][0]["id"]
+    renamed = c.post("/v2/catalog/object", headers=H, json={"idempotency_key": "cat2", "object": {
+        **item, "item_data": {**item["item_data"], "name": "Green tea"}}})
+    assert renamed.status_code == 200, renamed.text
+    before = c.get(f"/v2/catalog/object/{item['id']}", headers=H).json()
+
+    c2 = _client(db)
+    assert c2.get(f"/v2/catalog/object/{item['id']}", headers=H).json() == before
+    old = c2.get(f"/v2/catalog/object/{item['id']}", headers=H,
+                 params={"catalog_version": item["version"]}).json()["object"]
+    assert old["item_data"]["name"] == "Tea"  # earlier versions are kept too
+    order = c2.post("/v2/orders", headers=H, json={"idempotency_key": "o", "order": {
+        "location_id": "main", "line_items": [{"catalog_object_id": variation,
+                                               "quantity": "2"}]}})
+    assert order.status_code == 200, order.text
+    assert order.json()["order"]["total_money"]["amount"] == 600

@@ -2,7 +2,8 @@
 
 Kinds: ``meta/engine`` (ids, clock, variants: everything small), ``location``, ``order``,
 ``payment``, ``refund`` (the engine's records as they are), ``payment_key`` (idempotency key ->
-payment id, for CancelPaymentByIdempotencyKey) and ``timer`` (sequence -> [due, kind, id]).
+payment id, for CancelPaymentByIdempotencyKey), ``timer`` (sequence -> [due, kind, id]),
+``catalog`` (object id -> every version of the object) and ``meta/catalog`` (its version).
 Indexes are not stored: :func:`load_engine` rebuilds them.
 """
 
@@ -38,6 +39,28 @@ def engine_header(engine: Engine) -> dict[str, Any]:
     }
 
 
+def catalog_changes(engine: Engine) -> dict[tuple[str, str], Any]:
+    """The catalog objects changed since the last call, and the catalog's version."""
+    catalog = engine.catalog
+    if not catalog.dirty:
+        return {}
+    dirty, catalog.dirty = catalog.dirty, set()
+    out: dict[tuple[str, str], Any] = {("catalog", oid): catalog.history[oid]
+                                       for oid in dirty if oid in catalog.history}
+    out[("meta", "catalog")] = {"version": catalog.version, "updated_at": catalog.updated_at}
+    return out
+
+
+def _load_catalog(eng: Engine, meta: Mapping[str, Any] | None,
+                  history: Mapping[str, Any]) -> None:
+    if meta is None and not history:
+        return
+    meta = meta or {}
+    eng.catalog.restore({"version": meta.get("version", 0), "updated_at": meta.get("updated_at"),
+                         "history": dict(history)})
+    eng.catalog.dirty = set()
+
+
 def location_changes(engine: Engine) -> dict[tuple[str, str], Any]:
     """The locations, as changes to commit (they are written once, with the merchant)."""
     return {("location", ident): loc for ident, loc in engine.locations.items()}
@@ -69,6 +92,11 @@ def engine_rows(engine: Engine) -> Iterator[tuple[str, str, Any]]:
             yield kind, key, value
     for due, seq, kind, ident in engine._timers:
         yield "timer", str(seq), [due.isoformat(), kind, ident]
+    catalog = engine.catalog
+    if catalog.history:
+        yield "meta", "catalog", {"version": catalog.version, "updated_at": catalog.updated_at}
+        for oid, versions in catalog.history.items():
+            yield "catalog", oid, versions
 
 
 def _parse_time(text: str) -> datetime:
@@ -135,6 +163,7 @@ def load_engine(store: StateStore, gen: int, *, record_events: bool) -> Engine |
                    for seq, (due, kind, ident) in store.scan(gen, "timer")]
     heapq.heapify(eng._timers)
     eng.timer_table = store.table(gen, "timer")
+    _load_catalog(eng, store.get(gen, "meta", "catalog"), dict(store.scan(gen, "catalog")))
     return eng
 
 
@@ -155,4 +184,5 @@ def engine_from_rows(tables: Mapping[str, Mapping[str, Any]], *, record_events: 
     eng._timers = [(_parse_time(due), int(seq), kind, ident)
                    for seq, (due, kind, ident) in tables.get("timer", {}).items()]
     heapq.heapify(eng._timers)
+    _load_catalog(eng, tables["meta"].get("catalog"), tables.get("catalog", {}))
     return eng

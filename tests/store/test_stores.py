@@ -24,7 +24,7 @@ def test_commit_get_scan_delete(store) -> None:
                        ("payment", "p"): [1, "x"]})
     assert store.get(gen, "order", "b") == {"id": "b", "n": 2}
     assert store.get(gen, "order", "zz") is None
-    assert [k for k, _ in store.scan(gen, "order")] == ["a", "b"]
+    assert [k for k, _ in store.scan(gen, "order")] == ["b", "a"]  # in the order written
     assert dict(store.scan_json(gen, "payment")) == {"p": '[1,"x"]'}
     store.commit(gen, {("order", "a"): DELETE, ("order", "b"): {"id": "b", "n": 3}})
     assert dict(store.scan(gen, "order")) == {"b": {"id": "b", "n": 3}}

@@ -70,7 +70,8 @@ class StateStore(ABC):
 
     @abstractmethod
     def scan(self, gen: int, kind: str) -> Iterator[tuple[str, Any]]:
-        """(id, record) of every record of a kind, migrated, in id order."""
+        """(id, record) of every record of a kind, migrated, in the order the records were
+        first written."""
 
     @abstractmethod
     def ids(self, gen: int, kind: str) -> Iterator[str]:
@@ -199,6 +200,8 @@ class RecordMap(MutableMapping):
         return iter(self._merged())
 
     def __len__(self) -> int:
+        if self.known is not None:
+            return len(self.known)
         return len(self._merged())
 
     def items(self):  # type: ignore[override]

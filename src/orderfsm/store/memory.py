@@ -70,7 +70,7 @@ class MemoryStore(StateStore):
 
     def scan(self, gen: int, kind: str) -> Iterator[tuple[str, Any]]:
         table = self._gens.get(gen, {}).get(kind, {})
-        return iter(sorted(table.items()))
+        return iter(list(table.items()))
 
     def ids(self, gen: int, kind: str) -> Iterator[str]:
         return iter(list(self._gens.get(gen, {}).get(kind, {})))

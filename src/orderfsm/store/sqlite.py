@@ -187,7 +187,7 @@ class SQLiteStore(StateStore):
 
     def scan(self, gen: int, kind: str) -> Iterator[tuple[str, Any]]:
         cur = self._reader().execute(
-            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY id", (gen, kind))
+            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY rowid", (gen, kind))
         for ident, version, text in cur:
             data = _loads(text)
             yield ident, (data if version == RECORD_VERSION
@@ -200,7 +200,7 @@ class SQLiteStore(StateStore):
 
     def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
         cur = self._reader().execute(
-            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY id", (gen, kind))
+            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY rowid", (gen, kind))
         for ident, version, text in cur:
             if version != RECORD_VERSION:
                 text = _dumps(migrate_record(kind, version, _loads(text)))

@@ -57,29 +57,7 @@ class Hook:
 
 
 def _serve(cwd: Path, *extra: str) -> tuple[subprocess.Popen, str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    env.pop("ORDERFSM_DB", None)
-    proc = subprocess.Popen([sys.executable, "-m", "orderfsm.cli", "serve", "--port", "0",
-                             "--quiet", *extra], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    lines: list[str] = []
-    base = None
-    deadline = time.monotonic() + 60
-    while base is None or not any(RESTORED.search(x) for x in lines):
-        line = proc.stdout.readline()
-        assert line, f"serve exited: {''.join(lines)}"
-        lines.append(line)
-        m = URL.search(line)
-        base = base or (m.group(1) if m else None)
-        assert time.monotonic() < deadline
-    while True:
-        try:
-            httpx.get(base + "/v2/locations", timeout=1)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-    return proc, base, "".join(lines)
+    return _serve_env(cwd, None, *extra)
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -190,3 +168,66 @@ def test_nothing_acknowledged_is_lost_on_kill_9(tmp_path: Path) -> None:
     finally:
         _kill(proc)
         hook.server.shutdown()
+
+
+def test_where_state_lives_follows_db_env_and_fresh(tmp_path: Path, monkeypatch) -> None:
+    """--db PATH, ORDERFSM_DB, --fresh and --db memory, as the start-up line reports them."""
+    path = tmp_path / "shop" / "state.db"
+    runs = [((f"--db", f"sqlite:///{path}"), None, (str(path), "0")),
+            ((), str(path), (str(path), "1")),  # ORDERFSM_DB names the same file
+            (("--fresh",), str(path), (str(path), "0")),
+            (("--db", "memory"), None, None)]
+    for extra, env_db, expected in runs:
+        if env_db is None:
+            monkeypatch.delenv("ORDERFSM_DB", raising=False)
+        else:
+            monkeypatch.setenv("ORDERFSM_DB", env_db)
+        proc, base, banner = _serve_env(tmp_path, env_db, *extra)
+        try:
+            found = RESTORED.search(banner)
+            if expected is None:
+                assert found.group(1).startswith("memory")
+            else:
+                assert found.groups() == expected, banner
+            r = httpx.post(base + "/v2/orders", headers={"Authorization": "Bearer t"},
+                           json={"idempotency_key": "o", "order": {"location_id": "main"}})
+            assert r.status_code == 200
+        finally:
+            _kill(proc)
+    assert not (tmp_path / ".orderfsm").exists()  # the default file was never used
+
+
+def _serve_env(cwd: Path, env_db: str | None, *extra: str):
+    saved = os.environ.get("ORDERFSM_DB")
+    try:
+        if env_db is not None:
+            os.environ["ORDERFSM_DB"] = env_db
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+        if env_db is None:
+            env.pop("ORDERFSM_DB", None)
+        proc = subprocess.Popen([sys.executable, "-m", "orderfsm.cli", "serve", "--port", "0",
+                                 "--quiet", *extra], cwd=cwd, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    finally:
+        if saved is None:
+            os.environ.pop("ORDERFSM_DB", None)
+        else:
+            os.environ["ORDERFSM_DB"] = saved
+    lines: list[str] = []
+    base = None
+    deadline = time.monotonic() + 60
+    while base is None or not any(RESTORED.search(x) for x in lines):
+        line = proc.stdout.readline()
+        assert line, f"serve exited: {''.join(lines)}"
+        lines.append(line)
+        m = URL.search(line)
+        base = base or (m.group(1) if m else None)
+        assert time.monotonic() < deadline
+    while True:
+        try:
+            httpx.get(base + "/v2/locations", timeout=1)
+            break
+        except httpx.TransportError:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    return proc, base, "".join(lines)

@@ -82,3 +82,29 @@ def test_serve_rejects_a_port_in_use() -> None:
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "--port 0" in result.stderr
     assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("db, message", [
+    ("postgresql://localhost/shop", "unsupported store URL scheme 'postgresql'"),
+    ("sqlite://relative.db", "sqlite:///relative/path"),
+])
+def test_serve_rejects_a_store_it_cannot_open(db: str, message: str) -> None:
+    result = invoke("serve", "--port", "0", "--db", db)
+    assert result.exit_code == 2
+    assert "cannot open the state store" in result.stderr and message in result.stderr
+    assert "listening" not in result.stdout
+
+
+def test_serve_rejects_a_file_that_is_not_a_store(tmp_path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    result = invoke("serve", "--port", "0", "--db", str(junk))
+    assert result.exit_code == 2
+    assert "cannot open the state store" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_serve_rejects_an_unknown_durability() -> None:
+    result = invoke("serve", "--port", "0", "--durability", "sometimes")
+    assert result.exit_code == 2
+    assert "--durability must be normal or full" in result.stderr

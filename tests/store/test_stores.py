@@ -154,3 +154,13 @@ def test_open_store(tmp_path, db, kind) -> None:
 def test_open_store_refuses(db) -> None:
     with pytest.raises(ValueError):
         open_store(db)
+
+
+@pytest.mark.parametrize("durability, level", [("normal", 1), ("full", 2)])
+def test_sqlite_durability_sets_how_often_sqlite_syncs(tmp_path, durability, level) -> None:
+    s = SQLiteStore(str(tmp_path / "s.db"), durability=durability)
+    assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert s._db.execute("PRAGMA synchronous").fetchone()[0] == level
+    s.close()
+    with pytest.raises(ValueError):
+        SQLiteStore(str(tmp_path / "t.db"), durability="sometimes")

@@ -27,7 +27,8 @@ from orderfsm.store.schema import RECORD_VERSION, migrate_record
 from .idempotency import IdempotencyStore
 from .store import Merchant
 
-__all__ = ["STATE_FORMAT", "STATE_VERSION", "KINDS", "dump_state", "rows_from_snapshot"]
+__all__ = ["STATE_FORMAT", "STATE_VERSION", "KINDS", "dump_state", "rows_from_snapshot",
+           "parse_snapshot"]
 
 STATE_FORMAT = "orderfsm.simulator.state"
 STATE_VERSION = 2
@@ -42,7 +43,8 @@ def dump_state(m: Merchant) -> bytes:
     state = m.state
     assert state is not None
     parts = [json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION,
-                         "record_version": RECORD_VERSION})[:-1], ',"records":{']
+                         "record_version": RECORD_VERSION}, separators=(",", ":"))[:-1],
+             ',"records":{']
     for i, kind in enumerate(KINDS):
         if i:
             parts.append(",")
@@ -67,6 +69,9 @@ def rows_from_snapshot(body: dict[str, Any], *, record_events: bool
     if not isinstance(records, dict) or "engine" not in records.get("meta", {}):
         raise KeyError("records.meta.engine")
     for kind, table in records.items():
+        if not isinstance(table, (dict, _Spans)):
+            raise TypeError(f"records.{kind} must be an object")
+    for kind, table in records.items():
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}")
         for ident, data in table.items():
@@ -78,3 +83,126 @@ def _rows_from_v1(body: dict[str, Any], record_events: bool) -> Iterator[tuple[s
     yield from engine_rows(engine)
     for ident, value in IdempotencyStore.rows_from_snapshot(body.get("idempotency") or []):
         yield "idem", ident, value
+
+
+_decoder = json.JSONDecoder()
+_WS = " \t\n\r"
+
+
+class _Lazy(dict):
+    """A snapshot whose ``records`` are parsed one record at a time, as they are read."""
+
+
+def parse_snapshot(raw: bytes) -> Any:
+    """The snapshot in a request body. A large one (``records`` of a version 2 snapshot) is
+    parsed record by record: one call to ``json.loads`` on a 100,000-order document would hold
+    the interpreter for the whole parse, and every other merchant's requests with it. Anything
+    that is not laid out as a version 2 snapshot is parsed whole (errors as for any body)."""
+    from .validation import parse_json
+
+    if len(raw) < 1 << 20:
+        return parse_json(raw)
+    try:
+        text = raw.decode("utf-8")
+        return _parse_v2(text)
+    except (ValueError, UnicodeDecodeError, IndexError):
+        return parse_json(raw)
+
+
+def _skip(text: str, i: int) -> int:
+    while text[i] in _WS:
+        i += 1
+    return i
+
+
+def _expect(text: str, i: int, char: str) -> int:
+    i = _skip(text, i)
+    if text[i] != char:
+        raise ValueError(f"expected {char!r} at {i}")
+    return i + 1
+
+
+def _parse_v2(text: str) -> dict[str, Any]:
+    """Top-level fields are parsed whole, except ``records``, whose records are parsed on
+    demand by :func:`rows_from_snapshot` (spans into ``text`` are kept until then)."""
+    out = _Lazy()
+    i = _expect(text, 0, "{")
+    i = _skip(text, i)
+    if text[i] == "}":
+        return out
+    while True:
+        key, i = _decoder.raw_decode(text, _skip(text, i))
+        i = _expect(text, i, ":")
+        i = _skip(text, i)
+        if key == "records" and text[i] == "{":
+            out[key], i = _record_spans(text, i)
+        else:
+            out[key], i = _decoder.raw_decode(text, i)
+        i = _skip(text, i)
+        if text[i] == "}":
+            if text[i + 1:].strip():
+                raise ValueError("extra data")
+            return out
+        i = _expect(text, i, ",")
+
+
+def _record_spans(text: str, i: int) -> tuple[dict[str, Any], int]:
+    """``{"kind": {"id": {...}, ...}, ...}`` as kind -> list of (id, start, end) spans."""
+    kinds: dict[str, Any] = {}
+    i = _expect(text, i, "{")
+    if text[_skip(text, i)] == "}":
+        return kinds, _skip(text, i) + 1
+    while True:
+        kind, i = _decoder.raw_decode(text, _skip(text, i))
+        i = _expect(text, i, ":")
+        i = _skip(text, i)
+        if text[i] != "{":
+            kinds[kind], i = _decoder.raw_decode(text, i)  # not an object: left to validation
+        else:
+            spans: list[tuple[str, int, int]] = []
+            i += 1
+            if text[_skip(text, i)] == "}":
+                i = _skip(text, i) + 1
+            else:
+                while True:
+                    ident, i = _decoder.raw_decode(text, _skip(text, i))
+                    i = _skip(text, _expect(text, i, ":"))
+                    end = _value_end(text, i)
+                    spans.append((ident, i, end))
+                    i = _skip(text, end)
+                    if text[i] == "}":
+                        i += 1
+                        break
+                    i = _expect(text, i, ",")
+            kinds[kind] = _Spans(text, spans)
+        i = _skip(text, i)
+        if text[i] == "}":
+            return kinds, i + 1
+        i = _expect(text, i, ",")
+
+
+def _value_end(text: str, i: int) -> int:
+    """Where the JSON value starting at ``i`` ends: parsed (and checked) now, kept as a span."""
+    _, end = _decoder.raw_decode(text, i)
+    return end
+
+
+class _Spans:
+    """One kind's records as spans of the request text, parsed when iterated."""
+
+    def __init__(self, text: str, spans: list[tuple[str, int, int]]) -> None:
+        self.text, self.spans = text, spans
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        text = self.text
+        for ident, start, end in self.spans:
+            yield ident, _decoder.raw_decode(text, start)[0]
+
+    def __contains__(self, key: object) -> bool:
+        return any(ident == key for ident, _, _ in self.spans)
+
+    def __getitem__(self, key: str) -> Any:
+        for ident, start, _ in self.spans:
+            if ident == key:
+                return _decoder.raw_decode(self.text, start)[0]
+        raise KeyError(key)

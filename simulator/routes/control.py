@@ -14,8 +14,8 @@ from orderfsm.errors import ErrorDetail, SquareError
 from orderfsm.rules import Variants
 
 from ..http import json_response, merchant_of, read_body
-from ..snapshot import STATE_FORMAT, STATE_VERSION, dump_state, rows_from_snapshot
-from ..validation import parse_json
+from ..snapshot import (STATE_FORMAT, STATE_VERSION, dump_state, parse_snapshot,
+                        rows_from_snapshot)
 
 router = APIRouter(prefix="/_sim")
 
@@ -81,7 +81,7 @@ async def put_state(request: Request):
     raw = await request.body()
 
     def restore() -> Any:
-        body = parse_json(raw)
+        body = parse_snapshot(raw)
         if not isinstance(body, dict) or body.get("format") != STATE_FORMAT:
             raise _bad("format", f"Expected a snapshot with format `{STATE_FORMAT}`.")
         if body.get("version") not in (1, STATE_VERSION):

@@ -300,3 +300,28 @@ def test_the_catalog_survives_a_reopen(db) -> None:
                                                "quantity": "2"}]}})
     assert order.status_code == 200, order.text
     assert order.json()["order"]["total_money"]["amount"] == 600
+
+
+def test_a_large_snapshot_is_read_record_by_record(db) -> None:
+    """Snapshots over 1 MiB are parsed one record at a time (so other merchants keep being
+    served); the result is the same as for any snapshot, and bad JSON is still a 400."""
+    c = _client(db)
+    m = c.app.state.store.merchant(TOKEN)
+    for i in range(1100):
+        m.engine.create_order({"location_id": m.engine.main_location_id, "reference_id": f"r{i}",
+                               "metadata": {"note": "x" * 1000}})
+    m.flush()
+    snap = c.get("/_sim/state", headers=H)
+    assert len(snap.content) > 1 << 20
+    other = auth("big-copy")
+    pretty = json.dumps(snap.json(), indent=1).encode()  # whitespace everywhere
+    for body in (snap.content, pretty):
+        r = c.post("/_sim/state", headers={**other, "content-type": "application/json"},
+                   content=body)
+        assert r.status_code == 200, r.text
+        assert c.get("/_sim/state", headers=other).json() == snap.json()
+    broken = snap.content[:-3] + b",}}"
+    r = c.post("/_sim/state", headers={**other, "content-type": "application/json"},
+               content=broken)
+    assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BAD_REQUEST"
+    assert c.get("/_sim/state", headers=other).json() == snap.json()

@@ -164,3 +164,25 @@ def test_sqlite_durability_sets_how_often_sqlite_syncs(tmp_path, durability, lev
     s.close()
     with pytest.raises(ValueError):
         SQLiteStore(str(tmp_path / "t.db"), durability="sometimes")
+
+
+def test_a_version_1_database_is_migrated(tmp_path) -> None:
+    path = str(tmp_path / "old.db")
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    for statement in schema.MIGRATIONS[0]:
+        db.execute(statement)
+    db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    db.execute("INSERT INTO merchants VALUES ('t', 1)")
+    db.execute("INSERT INTO generations VALUES (1)")
+    for kind, ident in (("event", "e1"), ("timer", "3"), ("order", "o1")):
+        db.execute("INSERT INTO records VALUES (1, ?, ?, 1, ?)", (kind, ident, f'"{ident}"'))
+    db.commit()
+    db.close()
+    s = SQLiteStore(path)
+    assert [s.get(1, k, i) for k, i in (("event", "e1"), ("timer", "3"), ("order", "o1"))] == \
+        ["e1", "3", "o1"]
+    assert s._db.execute("SELECT value FROM meta").fetchone()[0] == str(schema.SCHEMA_VERSION)
+    assert s._db.execute("SELECT kind FROM records").fetchall() == [("order",)]
+    assert sorted(s._db.execute("SELECT kind FROM churn").fetchall()) == [("event",), ("timer",)]
+    s.close()

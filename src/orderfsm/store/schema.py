@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "RECORD_VERSION", "RECORD_MIGRATIONS",
-           "migrate_record"]
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "CHURN_KINDS", "RECORD_VERSION",
+           "RECORD_MIGRATIONS", "migrate_record"]
 
 MIGRATIONS: list[list[str]] = [
     # 0 -> 1: merchants point at a generation of records.
@@ -28,7 +28,20 @@ MIGRATIONS: list[list[str]] = [
         "CREATE TABLE IF NOT EXISTS records (gen BIGINT NOT NULL, kind TEXT NOT NULL, "
         "id TEXT NOT NULL, v INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (gen, kind, id))",
     ],
+    # 1 -> 2: records that are written and deleted all the time (webhook events, at most
+    # 10,000 per merchant, the oldest dropped first) get a table of their own, so the pages
+    # they free are whole pages the database reuses, not holes between payments that never
+    # close (the file grew by every event ever recorded).
+    [
+        "CREATE TABLE IF NOT EXISTS churn (gen BIGINT NOT NULL, kind TEXT NOT NULL, "
+        "id TEXT NOT NULL, v INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (gen, kind, id))",
+        "INSERT INTO churn (gen, kind, id, v, data) "
+        "SELECT gen, kind, id, v, data FROM records WHERE kind IN ('event', 'timer')",
+        "DELETE FROM records WHERE kind IN ('event', 'timer')",
+    ],
 ]
+#: Record kinds kept in the ``churn`` table; every other kind is in ``records``.
+CHURN_KINDS = frozenset({"event", "timer"})
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Version of the JSON written into records today.

@@ -18,11 +18,16 @@ import threading
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore
-from .schema import MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
+from .schema import CHURN_KINDS, MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
 
 __all__ = ["SQLiteStore"]
 
 CHUNK = 1000
+TABLES = ("records", "churn")
+
+
+def _table(kind: str) -> str:
+    return "churn" if kind in CHURN_KINDS else "records"
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
@@ -128,57 +133,45 @@ class SQLiteStore(StateStore):
     def commit(self, gen: int, changes: Mapping[Key, Any]) -> None:
         if not changes:
             return
-        puts = []
-        deletes = []
+        puts: dict[str, list] = {t: [] for t in TABLES}
+        deletes: dict[str, list] = {t: [] for t in TABLES}
         for (kind, ident), value in changes.items():
             if value is DELETE:
-                deletes.append((gen, kind, ident))
+                deletes[_table(kind)].append((gen, kind, ident))
             else:
-                puts.append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+                puts[_table(kind)].append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
         with self._write_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                if puts:
-                    db.executemany(
-                        "INSERT INTO records (gen, kind, id, v, data) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (gen, kind, id) DO UPDATE SET v = excluded.v, "
-                        "data = excluded.data", puts)
-                if deletes:
-                    db.executemany("DELETE FROM records WHERE gen = ? AND kind = ? AND id = ?",
-                                   deletes)
+                for table in TABLES:
+                    if puts[table]:
+                        db.executemany(
+                            f"INSERT INTO {table} (gen, kind, id, v, data) VALUES (?, ?, ?, ?, ?) "
+                            "ON CONFLICT (gen, kind, id) DO UPDATE SET v = excluded.v, "
+                            "data = excluded.data", puts[table])
+                    if deletes[table]:
+                        db.executemany(
+                            f"DELETE FROM {table} WHERE gen = ? AND kind = ? AND id = ?",
+                            deletes[table])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
 
     def write_bulk(self, gen: int, rows: Iterable[tuple[str, str, Any]]) -> None:
-        batch: list[tuple] = []
+        batch: dict[Key, Any] = {}
         for kind, ident, value in rows:
-            batch.append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+            batch[(kind, ident)] = value
             if len(batch) >= CHUNK:
-                self._insert(batch)
-                batch = []
+                self.commit(gen, batch)
+                batch = {}
         if batch:
-            self._insert(batch)
-
-    def _insert(self, batch: list[tuple]) -> None:
-        with self._write_lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(
-                    "INSERT INTO records (gen, kind, id, v, data) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (gen, kind, id) DO UPDATE SET v = excluded.v, "
-                    "data = excluded.data", batch)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            self.commit(gen, batch)
 
     def get(self, gen: int, kind: str, ident: str) -> Any | None:
         row = self._reader().execute(
-            "SELECT v, data FROM records WHERE gen = ? AND kind = ? AND id = ?",
+            f"SELECT v, data FROM {_table(kind)} WHERE gen = ? AND kind = ? AND id = ?",
             (gen, kind, ident)).fetchone()
         if row is None:
             return None
@@ -187,40 +180,44 @@ class SQLiteStore(StateStore):
 
     def scan(self, gen: int, kind: str) -> Iterator[tuple[str, Any]]:
         cur = self._reader().execute(
-            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY rowid", (gen, kind))
+            f"SELECT id, v, data FROM {_table(kind)} WHERE gen = ? AND kind = ? ORDER BY rowid",
+            (gen, kind))
         for ident, version, text in cur:
             data = _loads(text)
             yield ident, (data if version == RECORD_VERSION
                           else migrate_record(kind, version, data))
 
     def ids(self, gen: int, kind: str) -> Iterator[str]:
-        cur = self._reader().execute("SELECT id FROM records WHERE gen = ? AND kind = ?",
+        cur = self._reader().execute(f"SELECT id FROM {_table(kind)} WHERE gen = ? AND kind = ?",
                                      (gen, kind))
         return (row[0] for row in cur)
 
     def scan_json(self, gen: int, kind: str) -> Iterator[tuple[str, str]]:
         cur = self._reader().execute(
-            "SELECT id, v, data FROM records WHERE gen = ? AND kind = ? ORDER BY rowid", (gen, kind))
+            f"SELECT id, v, data FROM {_table(kind)} WHERE gen = ? AND kind = ? ORDER BY rowid",
+            (gen, kind))
         for ident, version, text in cur:
             if version != RECORD_VERSION:
                 text = _dumps(migrate_record(kind, version, _loads(text)))
             yield ident, text
 
     def discard(self, gen: int) -> None:
-        while True:
-            with self._write_lock:
-                cur = self._db.execute(
-                    "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records WHERE gen = ? "
-                    "LIMIT ?)", (gen, CHUNK))
+        for table in TABLES:
+            while True:
+                with self._write_lock:
+                    cur = self._db.execute(
+                        f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                        "WHERE gen = ? LIMIT ?)", (gen, CHUNK))
                 if cur.rowcount < CHUNK:
-                    self._db.execute("DELETE FROM generations WHERE gen = ?", (gen,))
-                    return
+                    break
+        with self._write_lock:
+            self._db.execute("DELETE FROM generations WHERE gen = ?", (gen,))
 
     def wipe(self) -> None:
         with self._write_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
-            for table in ("records", "merchants", "generations"):
+            for table in (*TABLES, "merchants", "generations"):
                 db.execute(f"DELETE FROM {table}")
             db.execute("COMMIT")
 

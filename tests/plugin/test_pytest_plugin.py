@@ -426,3 +426,30 @@ def test_disable_retries_keeps_an_explicit_request_option(monkeypatch: pytest.Mo
     with pytest.raises(ApiError):
         client.locations.list(request_options={"max_retries": 2})
     assert len(calls) == 3
+
+
+def test_fixtures_keep_state_in_a_file_when_given_db(pytester: pytest.Pytester) -> None:
+    """``square_simulator_options`` may name a SQLite file: the fixtures' merchant lives there
+    and a second simulator on the same file sees it."""
+    pytester.makepyfile(ORDER_HELPERS + '''
+import pytest
+from orderfsm.simulator import create_app
+from orderfsm.store import SQLiteStore
+
+@pytest.fixture
+def square_simulator_options(tmp_path):
+    return {"db": str(tmp_path / "state.sqlite3")}
+
+def test_state_is_in_the_file(square_simulator, square_client, tmp_path):
+    assert isinstance(square_simulator.store.state, SQLiteStore)
+    order = make_order(square_client)
+    again = create_app(db=str(tmp_path / "state.sqlite3"))
+    assert again.state.store.restored >= 1
+    [m] = [m for m in again.state.store.merchants.values() if order.id in m.engine.orders]
+    assert m.engine.get_order(order.id)["line_items"][0]["name"] == "Tea"
+
+def test_memory_by_default_elsewhere():
+    from orderfsm.store import MemoryStore
+    assert isinstance(create_app().state.store.state, MemoryStore)
+''')
+    run(pytester).assert_outcomes(passed=2)

@@ -325,3 +325,14 @@ def test_a_large_snapshot_is_read_record_by_record(db) -> None:
                content=broken)
     assert r.status_code == 400 and r.json()["errors"][0]["code"] == "BAD_REQUEST"
     assert c.get("/_sim/state", headers=other).json() == snap.json()
+
+
+def test_running_takes_a_db_too(db) -> None:
+    from orderfsm.simulator import running
+
+    with running(db=db) as url:
+        r = httpx.post(url + "/v2/orders", headers=H, json={
+            "idempotency_key": "o", "order": {"location_id": "main"}})
+        assert r.status_code == 200
+    order_id = r.json()["order"]["id"]
+    assert _client(db).get(f"/v2/orders/{order_id}", headers=H).json()["order"]["id"] == order_id

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from orderfsm.clock import ManualClock
 from orderfsm.coverage import Coverage, Observer
@@ -28,8 +27,6 @@ from orderfsm.store.records import (ENGINE_TABLES, attach, catalog_changes, engi
 from .idempotency import IdempotencyStore
 
 __all__ = ["SimulatorConfig", "Merchant", "Store"]
-
-log = logging.getLogger("orderfsm.simulator")
 
 
 @dataclass
@@ -303,5 +300,3 @@ def merchant_rows(m: Merchant) -> Iterable[tuple[str, str, Any]]:
     if ob is not None:
         yield from outbox_rows(ob)
 
-
-Callback = Callable[[Merchant], None]

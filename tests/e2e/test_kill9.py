@@ -173,7 +173,7 @@ def test_nothing_acknowledged_is_lost_on_kill_9(tmp_path: Path) -> None:
 def test_where_state_lives_follows_db_env_and_fresh(tmp_path: Path, monkeypatch) -> None:
     """--db PATH, ORDERFSM_DB, --fresh and --db memory, as the start-up line reports them."""
     path = tmp_path / "shop" / "state.db"
-    runs = [((f"--db", f"sqlite:///{path}"), None, (str(path), "0")),
+    runs = [(("--db", f"sqlite:///{path}"), None, (str(path), "0")),
             ((), str(path), (str(path), "1")),  # ORDERFSM_DB names the same file
             (("--fresh",), str(path), (str(path), "0")),
             (("--db", "memory"), None, None)]

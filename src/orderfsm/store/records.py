@@ -149,15 +149,21 @@ def load_engine(store: StateStore, gen: int, *, record_events: bool) -> Engine |
     # Rebuild the indexes one record at a time (never all records in memory at once); the
     # tables' sets of known ids share the id strings with the indexes.
     ids: list[str] = []
-    for _, rec in store.scan(gen, "order"):
-        eng.order_index.add(rec)
-        ids.append(rec["id"])
+
+    def orders() -> Iterator[Mapping[str, Any]]:
+        for _, rec in store.scan(gen, "order"):
+            ids.append(rec["id"])
+            yield rec
+
+    eng.order_index.add_many(orders())
     _track(eng.orders, ids)
     for attr, index in (("payments", eng.payment_index), ("refunds", eng.refund_index)):
         ids = []
+        items = []
         for _, rec in store.scan(gen, ENGINE_TABLES[attr]):
-            index.add(rec["id"], rec["created_at"], rec["location_id"])
+            items.append((rec["id"], rec["created_at"], rec["location_id"]))
             ids.append(rec["id"])
+        index.add_many(items)
         _track(getattr(eng, attr), ids)
     eng._timers = [(_parse_time(due), int(seq), kind, ident)
                    for seq, (due, kind, ident) in store.scan(gen, "timer")]

@@ -574,6 +574,10 @@ def bench_stored(args: argparse.Namespace, rows: list[tuple[str, str, str]], fil
     ratio = med["full"]["rps"] / med["empty"]["rps"]
     rows.append((f"  {args.stored:,} stored / empty, req/s", f"{ratio:.0%}",
                  _verdict(ratio >= 0.85, "within 15%")))
+    capacity = med["empty"]["cpu"] / med["full"]["cpu"]
+    rows.append((f"  {args.stored:,} stored / empty, server capacity (1 / CPU per request: "
+                 f"{med['full']['cpu']:.3f} / {med['empty']['cpu']:.3f} ms)", f"{capacity:.0%}",
+                 _verdict(capacity >= 0.85, "within 15%")))
     per = (rss["full"] - rss["empty"]) / args.stored
     rows.append((f"Resident memory per stored payment (server RSS loaded - empty) / {args.stored:,}",
                  f"{per / 1024:.2f} KiB", _verdict(per < 4096, "< 4 KiB")))

@@ -56,7 +56,7 @@ def pay(sdk, amount: int = 1000, source: str = "cnon:card-nonce-ok", **kw: Any):
 
 
 def payments_count(raw) -> int:
-    return len(raw.get("/_sim/state").json()["engine"]["payments"])
+    return len(raw.get("/_sim/state").json()["records"]["payment"])
 
 
 # ================================================================================ payments

@@ -621,7 +621,7 @@ def bench_isolation(args: argparse.Namespace, rows: list[tuple[str, str, str]]) 
                                                        "application/json"}, content=snapshot),
             "dumps it (GET /_sim/state)": lambda: a.get("/_sim/state", headers=a_auth),
             "runs a cold 1,000-order search": lambda: a.post(
-                "/v2/orders/search", headers=a_auth, json={"limit": 1000}),
+                "/v2/orders/search", headers=a_auth, json={"location_ids": ["main"], "limit": 1000}),
         }
         for label, work in phases.items():
             lat: list[float] = []

@@ -9,12 +9,13 @@ and switch the token over in one short transaction (see :mod:`orderfsm.store.bas
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from orderfsm.clock import ManualClock
 from orderfsm.coverage import Coverage, Observer
@@ -26,7 +27,49 @@ from orderfsm.store.records import (ENGINE_TABLES, attach, catalog_changes, engi
 
 from .idempotency import IdempotencyStore
 
-__all__ = ["SimulatorConfig", "Merchant", "Store"]
+__all__ = ["SimulatorConfig", "Merchant", "Store", "bulk_gc"]
+
+_bulk_lock = threading.Lock()
+_bulk_depth = 0
+_bulk_freeze = False
+#: Records in a load or restore from which what it built is frozen (see bulk_gc).
+FREEZE_FROM = 20_000
+
+
+class _Bulk:
+    records = 0
+
+
+@contextlib.contextmanager
+def bulk_gc() -> Iterator[_Bulk]:
+    """Around loading a merchant: no garbage collection while it runs, and when it loaded
+    many records (``FREEZE_FROM``), what it built is frozen afterwards (``gc.freeze``).
+    Without this, the millions of objects a 100,000-order restore creates trigger full
+    collections that stop every thread, and so every other merchant's requests, for up to a
+    second; frozen, they are never looked at by a collection again."""
+    global _bulk_depth, _bulk_freeze
+    bulk = _Bulk()
+    with _bulk_lock:
+        _bulk_depth += 1
+        if _bulk_depth == 1:
+            gc.disable()
+    try:
+        yield bulk
+    finally:
+        with _bulk_lock:
+            _bulk_depth -= 1
+            _bulk_freeze = _bulk_freeze or bulk.records >= FREEZE_FROM
+            if _bulk_depth == 0:
+                if _bulk_freeze:
+                    gc.freeze()
+                _bulk_freeze = False
+                gc.enable()
+
+
+def _counted(rows: Iterable[Any], bulk: _Bulk) -> Iterator[Any]:
+    for row in rows:
+        bulk.records += 1
+        yield row
 
 
 @dataclass
@@ -179,18 +222,17 @@ class Store:
         count = 0
         # Variants the server was started with (``serve --variant``) win over stored ones.
         chosen = self.variants.non_default()
-        for token, gen in sorted(self.state.merchants().items()):
-            m = self._load(token, gen)
-            if m is None:
-                continue
-            if chosen:
-                m.engine.variants = Variants({**dict(m.engine.variants), **chosen})
-            self._publish(m)
-            count += 1
+        with bulk_gc() as bulk:  # what was loaded stays: frozen, no collection looks at it
+            for token, gen in sorted(self.state.merchants().items()):
+                m = self._load(token, gen)
+                if m is None:
+                    continue
+                bulk.records += sum(len(getattr(m.engine, attr)) for attr in ENGINE_TABLES)
+                if chosen:
+                    m.engine.variants = Variants({**dict(m.engine.variants), **chosen})
+                self._publish(m)
+                count += 1
         self.restored = count
-        if count:
-            gc.collect()
-            gc.freeze()  # what was loaded stays: no collection needs to look at it again
         return count
 
     def _load(self, token: str, gen: int) -> Merchant | None:
@@ -268,15 +310,16 @@ class Store:
         id). Raises KeyError/TypeError/ValueError, and changes nothing, when they do not make
         a merchant."""
         gen = self.state.new_generation()
-        try:
-            self.state.write_bulk(gen, rows)
-            m = self._load(token, gen)
-            if m is None:
-                raise KeyError("meta/engine")
-        except BaseException:
-            self.state.discard(gen)
-            raise
-        return self._replace(token, m, stored=True)
+        with bulk_gc() as bulk:
+            try:
+                self.state.write_bulk(gen, _counted(rows, bulk))
+                m = self._load(token, gen)
+                if m is None:
+                    raise KeyError("meta/engine")
+            except BaseException:
+                self.state.discard(gen)
+                raise
+            return self._replace(token, m, stored=True)
 
     def flush_all(self) -> None:
         for m in list(self.merchants.values()):

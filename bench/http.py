@@ -570,7 +570,8 @@ def bench_stored(args: argparse.Namespace, rows: list[tuple[str, str, str]], fil
         r = med[name]
         rows.append((f"CreatePayment, durable, logging on, {label}",
                      f"{r['rps']:,.0f} req/s  p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  "
-                     f"slowest {worst[name]:.1f} ms", _verdict(worst[name] <= 50, "no pause > 50 ms")))
+                     f"slowest {worst[name]:.1f} ms",
+                     _verdict(worst[name] <= 50, "no pause > 50 ms")))
     ratio = med["full"]["rps"] / med["empty"]["rps"]
     rows.append((f"  {args.stored:,} stored / empty, req/s", f"{ratio:.0%}",
                  _verdict(ratio >= 0.85, "within 15%")))
@@ -579,10 +580,11 @@ def bench_stored(args: argparse.Namespace, rows: list[tuple[str, str, str]], fil
                  f"{med['full']['cpu']:.3f} / {med['empty']['cpu']:.3f} ms)", f"{capacity:.0%}",
                  _verdict(capacity >= 0.85, "within 15%")))
     per = (rss["full"] - rss["empty"]) / args.stored
-    rows.append((f"Resident memory per stored payment (server RSS loaded - empty) / {args.stored:,}",
-                 f"{per / 1024:.2f} KiB", _verdict(per < 4096, "< 4 KiB")))
-    rows.append((f"  (with its implicit order, webhook events and idempotency record; server RSS "
-                 f"{rss['empty'] / 2**20:.0f} MiB empty, {rss['full'] / 2**20:.0f} MiB loaded)", "", ""))
+    rows.append(("Resident memory per stored payment (server RSS loaded - empty) / "
+                 f"{args.stored:,}", f"{per / 1024:.2f} KiB", _verdict(per < 4096, "< 4 KiB")))
+    rows.append(("  (with its implicit order, webhook events and idempotency record; server RSS "
+                 f"{rss['empty'] / 2**20:.0f} MiB empty, {rss['full'] / 2**20:.0f} MiB loaded)",
+                 "", ""))
 
 
 def _build_orders_store(path: str, orders: int) -> None:
@@ -590,7 +592,8 @@ def _build_orders_store(path: str, orders: int) -> None:
 
     app = create_app(db=path)
     m = app.state.store.merchant("merchant-a")
-    line = [{"name": "Tea", "quantity": "1", "base_price_money": {"amount": 300, "currency": "USD"}}]
+    line = [{"name": "Tea", "quantity": "1",
+             "base_price_money": {"amount": 300, "currency": "USD"}}]
     for i in range(orders):
         m.engine.create_order({"location_id": "main", "line_items": line})
         if i % 2000 == 1999:
@@ -616,12 +619,14 @@ def bench_isolation(args: argparse.Namespace, rows: list[tuple[str, str, str]]) 
         httpx.get(sim.url + "/v2/locations", headers=b_auth)
         snapshot = a.get("/_sim/state", headers=a_auth).content
         phases = {
-            f"restores a {args.isolation_orders:,}-order snapshot ({len(snapshot) / 2**20:.0f} MiB)":
-                lambda: a.post("/_sim/state", headers={**a_auth, "content-type":
-                                                       "application/json"}, content=snapshot),
+            f"restores a {args.isolation_orders:,}-order snapshot "
+            f"({len(snapshot) / 2**20:.0f} MiB)": lambda: a.post(
+                "/_sim/state", headers={**a_auth, "content-type": "application/json"},
+                content=snapshot),
             "dumps it (GET /_sim/state)": lambda: a.get("/_sim/state", headers=a_auth),
             "runs a cold 1,000-order search": lambda: a.post(
-                "/v2/orders/search", headers=a_auth, json={"location_ids": ["main"], "limit": 1000}),
+                "/v2/orders/search", headers=a_auth,
+                json={"location_ids": ["main"], "limit": 1000}),
         }
         for label, work in phases.items():
             lat: list[float] = []

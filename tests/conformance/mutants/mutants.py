@@ -25,7 +25,7 @@ from orderfsm.errors import SquareError
 from orderfsm.lifecycles._table import Lifecycle
 from orderfsm.rules import violation
 from orderfsm.simulator import create_app
-from simulator.idempotency import IdempotencyStore, fingerprint
+from simulator.idempotency import IdempotencyStore, digest, fingerprint
 
 __all__ = ["MUTANTS", "Mutant", "SERVING", "mutated_app", "server_only"]
 
@@ -96,8 +96,8 @@ def _forget_payment_keys(stack: ExitStack) -> None:
 def _replay_any_body(stack: ExitStack) -> None:
     def mutate(lookup: Callable) -> Callable:
         def lenient(self: IdempotencyStore, endpoint: str, key: Any, body: Any) -> Any:
-            stored = self._seen.get((endpoint, key)) if key else None
-            if stored is not None and stored.fingerprint != fingerprint(body):
+            stored = self._get(endpoint, key) if key else None
+            if stored is not None and stored.fingerprint != digest(fingerprint(body)):
                 return stored  # the guard on the body is gone
             return lookup(self, endpoint, key, body)
         return lenient

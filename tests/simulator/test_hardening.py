@@ -257,7 +257,7 @@ def test_a_pricing_crash_during_an_update_stores_nothing(raw, merchant, monkeypa
     created = raw.post("/v2/orders", json={"order": {"location_id": "main",
                                                      "line_items": [line()]}}).json()["order"]
     before = merchant.engine.snapshot()
-    import orderfsm.engine as engine_module
+    import orderfsm.engine._core as engine_module  # where the transaction prices staged orders
 
     real = engine_module.price_order
 

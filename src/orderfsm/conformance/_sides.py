@@ -442,7 +442,10 @@ class Control:
         self.has_clock = r.status_code == 200 and "now" in _json(r)
         if self.has_clock:
             state = _json(self._get("/_sim/state"))
-            delay = (state.get("engine") or {}).get("refund_settle_delay")
+            # Version 2 snapshots keep it in the merchant's records, version 1 in "engine".
+            engine = ((state.get("records") or {}).get("meta") or {}).get("engine") \
+                or state.get("engine") or {}
+            delay = engine.get("refund_settle_delay")
             if isinstance(delay, (int, float)):
                 self.refund_settle_seconds = float(delay)
 

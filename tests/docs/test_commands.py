@@ -123,6 +123,8 @@ def test_serve_lines(line: str, tmp_path: Path) -> None:
         del args[args.index("--port"):args.index("--port") + 2]
     port = _free_port()
     args += ["--port", str(port), "--quiet"]
+    # Files the command names (--catalog docs/...) are relative to the repository.
+    args = [str(REPO / a) if "/" in a and (REPO / a).is_file() else a for a in args]
     proc = subprocess.Popen([*_orderfsm(), "serve", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
                             cwd=tmp_path)

@@ -41,7 +41,10 @@ def server_only(owner: Any, name: str, mutate: Callable[[Callable[..., Any]], Ca
                 ) -> Iterator[None]:
     """Replace ``owner.name`` by ``mutate(original)`` inside requests, and keep the original
     everywhere else (the oracle, the test itself)."""
-    original = owner.__dict__[name]
+    # The attribute as defined on the class or the first base that has it (Engine's commands
+    # live in the per-resource classes it combines).
+    own = name in owner.__dict__
+    original = next(k.__dict__[name] for k in owner.__mro__ if name in k.__dict__)
     mutated = mutate(original)
 
     def dispatch(*args: Any, **kwargs: Any) -> Any:
@@ -51,7 +54,10 @@ def server_only(owner: Any, name: str, mutate: Callable[[Callable[..., Any]], Ca
     try:
         yield
     finally:
-        setattr(owner, name, original)
+        if own:
+            setattr(owner, name, original)
+        else:
+            delattr(owner, name)
 
 
 def mutated_app(patch: Callable[[ExitStack], None] | None = None) -> tuple[Any, ExitStack]:

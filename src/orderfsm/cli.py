@@ -260,7 +260,6 @@ def serve(
     if durability not in ("normal", "full"):
         _fail(f"--durability must be normal or full, not {durability!r}")
     allow = tuple(h.strip().lower() for h in (webhook_allow or "").split(",") if h.strip())
-    configure(log_level, log_format, quiet=quiet)
     try:
         state = open_store(db or DEFAULT_DB, durability=durability)
     except (ValueError, OSError, RuntimeError) as exc:
@@ -269,6 +268,7 @@ def serve(
         _fail(f"cannot open the state store {db or DEFAULT_DB}: {exc}")
     if fresh:
         state.wipe()
+    configure(log_level, log_format, quiet=quiet)
     application = create_app(variants=dict(variants), seed=seed,
                              refund_settle_seconds=refund_settle_seconds, db=state)
     application.state.config.catalog = seed_catalog

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import httpx
 import pytest
 
 from orderfsm.simulator import create_app, running
@@ -79,5 +80,8 @@ def _import_once() -> None:
     with _test_client(app) as http:
         _exercise(Simulator(app=app, token="warm", http=http).client())
         http.get("/_sim/events", headers={"Authorization": "Bearer warm"})
-    with running(app=app) as base_url:
-        _exercise(disable_retries(Square(token="warm-live", base_url=base_url)))
+    # The live client's connections are closed here: a socket left for the garbage collector
+    # surfaces later as an unraisable ResourceWarning inside a `-W error` pytester run.
+    with running(app=app) as base_url, httpx.Client() as http_client:
+        _exercise(disable_retries(Square(token="warm-live", base_url=base_url,
+                                         httpx_client=http_client)))

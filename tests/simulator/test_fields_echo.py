@@ -173,7 +173,7 @@ def test_refund_fields(sdk) -> None:
 def test_subscription_api_version(sdk, raw) -> None:
     # S1 WebhookSubscription.api_version: the version of the event payloads.
     sub = sdk.webhooks.subscriptions.create(idempotency_key=key(), subscription={
-        "notification_url": "https://example.com/hook", "event_types": ["payment.created"],
+        "notification_url": "https://localhost/hook", "event_types": ["payment.created"],
         "api_version": "2024-01-18"}, request_options=RO).subscription
     assert sub.api_version == "2024-01-18"
     up = sdk.webhooks.subscriptions.update(sub.id, subscription={"api_version": "2025-08-20"},

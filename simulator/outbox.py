@@ -22,7 +22,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import random
@@ -39,6 +38,7 @@ import httpx
 
 from orderfsm.clock import rfc3339
 from orderfsm.ids import IdGenerator
+from orderfsm.urls import is_loopback, url_problem
 
 __all__ = [
     "EVENT_TYPES", "EMITTED_EVENT_TYPES", "TEST_EVENT_TYPE", "SIGNATURE_HEADER",
@@ -236,33 +236,6 @@ def retry_offsets() -> list[int]:
         offsets.append(nxt)
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a notification URL, or None when it can."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "it is not a URL."
-    if parts.scheme not in ("http", "https") or not host:
-        return "an absolute https:// URL is required."
-    if parts.scheme == "http" and not _is_loopback(host):
-        return "use https://, or http:// on a loopback host (localhost, 127.0.0.1, [::1])."
-    if parts.fragment:
-        return "a notification URL cannot have a fragment."
-    return None
-
-
 def host_problem(url: str, allow: Iterable[str] = ()) -> str | None:
     """Why deliveries may not go to ``url``'s host, or None when they may.
 
@@ -273,7 +246,7 @@ def host_problem(url: str, allow: Iterable[str] = ()) -> str | None:
         host = (urlsplit(url).hostname or "").lower().rstrip(".")
     except ValueError:
         return "it is not a URL."
-    if _is_loopback(host):
+    if is_loopback(host):
         return None
     allowed = {h.lower().rstrip(".") for h in allow}
     if "*" in allowed or host in allowed:

@@ -19,6 +19,7 @@ import httpx
 from ..engine import Engine
 from ..errors import SquareError
 from ..rules import violation
+from ..urls import url_problem
 from ._calls import KEY, LOCATION, Call, NamedKey, Ref, Token, Version, resolve
 
 __all__ = ["Obj", "Outcome", "OracleSide", "ServerSide", "Control", "ServerUnreachable",
@@ -334,7 +335,7 @@ class OracleSide(_Side):
             for i, etype in enumerate(sub["event_types"]):
                 if etype not in KNOWN_EVENT_TYPES:
                     raise violation("webhook.event_type_unknown", event_type=etype, index=i)
-            reason = _url_problem(sub["notification_url"])
+            reason = url_problem(sub["notification_url"])
             if reason is not None:
                 raise violation("webhook.notification_url_invalid", reason=reason)
             ident = f"wbhk_oracle_{len(self.subscriptions) + 1}"
@@ -379,26 +380,6 @@ def _strip(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip(v) for v in value]
     return value
-
-
-def _url_problem(url: str) -> str | None:
-    """Why Square would refuse ``url`` as a notification URL: it must be an absolute https://
-    URL (http:// only on a loopback host) without a fragment."""
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        return "it is not a URL."
-    if parts.scheme not in ("http", "https") or not host:
-        return "an absolute https:// URL is required."
-    if parts.scheme == "http" and host not in ("localhost", "127.0.0.1", "::1"):
-        return "use https://, or http:// on a loopback host (localhost, 127.0.0.1, [::1])."
-    if parts.fragment:
-        return "a notification URL cannot have a fragment."
-    return None
 
 
 def _rejected(err: SquareError, call: Call) -> Outcome:

@@ -215,15 +215,24 @@ def spread(total: int, weights: list) -> list[int]:
     if n == 1:
         return [total]
     if type(whole) is int:  # all weights are ints
-        parts = [divmod(total * w, whole) for w in weights]
-        shares = [q for q, _r in parts]
-        rest = total - sum(shares)
-        if rest:
-            # Largest remainder first, then the larger weight; a stable sort keeps earlier lines
-            # first among full ties.
-            keys = [(r, w) for (_q, r), w in zip(parts, weights)]
-            for i in sorted(range(n), key=keys.__getitem__, reverse=True)[:rest]:
-                shares[i] += 1
+        # total * w = q * whole + r: each item gets q, and the `rest` with the largest r one more
+        # (ties: the larger weight, then the earlier item). Few big-integer operations per item:
+        # they are most of the cost.
+        rems = [total * w % whole for w in weights]
+        rest = sum(rems) // whole  # what the floors leave over
+        if not rest:
+            return [total * w // whole for w in weights]
+        ranked = sorted(rems, reverse=True)
+        cut = ranked[rest - 1]
+        if rest == n or ranked[rest] != cut:
+            # r >= cut exactly when total * w + (whole - cut) reaches the next multiple of whole
+            lift = whole - cut
+            return [(total * w + lift) // whole for w in weights]
+        shares = [(total * w + whole - cut - 1) // whole for w in weights]  # r > cut
+        tied = [i for i, r in enumerate(rems) if r == cut]
+        tied.sort(key=lambda i: -weights[i])  # stable: the earlier first among equal weights
+        for i in tied[:rest - ranked.index(cut)]:
+            shares[i] += 1
         return shares
     exact = [Fraction(total) * w / whole for w in weights]
     shares = [int(e) for e in exact]  # floor: all non-negative
@@ -254,27 +263,37 @@ def derived_uid(*parts: str) -> str:
     return _b2a(digest, newline=False).translate(_B64_ALNUM).decode()[:22]
 
 
+# Halves of generated uids, kept across calls: the same lines and adjustments are priced again
+# and again (every read of an order). Bounded: emptied when full.
+_HALVES: dict[str, dict[str, str]] = {"owner": {}, "adjustment": {}}
+_HALVES_MAX = 1 << 14
+
+
+def _half(kind: str, uid: Any) -> str:
+    """``derived_uid(kind, uid)[:11]``: the first 9 bytes of the digest encode to 12 characters."""
+    text = uid if type(uid) is str else f"{uid}"
+    cache = _HALVES[kind]
+    got = cache.get(text)
+    if got is None:
+        if len(cache) >= _HALVES_MAX:
+            cache.clear()
+        digest = _blake2b(f"{kind}|{text}".encode(), digest_size=18).digest()
+        got = cache[text] = _b2a(digest[:9], newline=False).translate(_B64_ALNUM).decode()[:11]
+    return got
+
+
 class _AppliedUids:
     """uids for generated applied references: 11 characters from the owner (a line or a service
-    charge) and 11 from the adjustment, each hashed once per pricing."""
+    charge) and 11 from the adjustment, each a pure function of what it names."""
 
-    __slots__ = ("_half",)
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._half: dict[tuple[str, Any], str] = {}
-
-    def half(self, kind: str, uid: Any) -> str:
-        key = (kind, uid)
-        got = self._half.get(key)
-        if got is None:
-            # derived_uid(kind, uid)[:11]: the first 9 bytes of the digest encode to 12 characters
-            digest = _blake2b(f"{kind}|{uid}".encode(), digest_size=18).digest()
-            got = self._half[key] = _b2a(digest[:9], newline=False).translate(
-                _B64_ALNUM).decode()[:11]
-        return got
+    @staticmethod
+    def half(kind: str, uid: Any) -> str:
+        return _half(kind, uid)
 
     def __call__(self, owner: Any, adjustment: Any) -> str:
-        return self.half("owner", owner) + self.half("adjustment", adjustment)
+        return _half("owner", owner) + _half("adjustment", adjustment)
 
 
 def _copies(entries: Any) -> Any:
@@ -318,6 +337,7 @@ def _working_copy(order: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ references
+_NO_MEMBERS: tuple[tuple, tuple] = ((), ())  # an adjustment no item refers to
 _REFS = (("applied_discounts", "discount_uid", "discounts"),
          ("applied_taxes", "tax_uid", "taxes"),
          ("applied_service_charges", "service_charge_uid", "service_charges"))
@@ -400,6 +420,7 @@ def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: l
     returns that sequence. Returns None for any other order, having changed nothing but adding
     generated references to lines that had none; the line-by-line pass then gives the same
     result."""
+    half = _half
     rows = []
     first: list | None = None
     for i, li in enumerate(lines):
@@ -407,7 +428,7 @@ def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: l
         if not got:
             owner = owners[i]
             if owner is None:
-                owner = owners[i] = applied_uid.half("owner", str(li.get("uid") or i))
+                owner = owners[i] = half("owner", str(li.get("uid") or i))
             row = li[key] = [{"uid": owner + h, ref: uid} for uid, h in halves]
             seq = wanted
         else:
@@ -421,7 +442,9 @@ def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: l
             return None
         rows.append(row)
     for uid, column in zip(first or (), zip(*rows)):
-        table[uid].extend(zip(range(len(rows)), column))
+        ids, entries = table[uid]
+        ids.extend(range(len(rows)))
+        entries.extend(column)
     for li, row in zip(lines, rows):
         li[key] = row
     return first
@@ -466,7 +489,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             qn, qd = _line_quantity(li, f"{prefix}.line_items[{i}]")
             if type(q) is str and "quantity_unit" not in li and len(_SIMPLE_QUANTITIES) < 4096:
                 _SIMPLE_QUANTITIES[q] = (qn, qd)  # valid with the default precision
-        variation = _amount(li.get("base_price_money")) * qn
+        price = li.get("base_price_money")
+        price = price.get("amount") if type(price) is dict else None
+        variation = (price if type(price) is int else 0) * qn
         if qd != 1:
             variation = round_half_even(variation, qd)
         li["variation_total_price_money"] = {"amount": variation, "currency": cur}
@@ -476,8 +501,15 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             for j, mod in enumerate(mods):
                 if type(mod) is not dict:
                     continue
-                mn, md = _modifier_quantity(mod, f"{prefix}.line_items[{i}].modifiers[{j}]")
-                price = round_half_even(_amount(mod.get("base_price_money")) * mn * qn, md * qd)
+                if mod.get("quantity") is None:
+                    mn = md = 1
+                else:
+                    mn, md = _modifier_quantity(mod, f"{prefix}.line_items[{i}].modifiers[{j}]")
+                price = mod.get("base_price_money")
+                price = price.get("amount") if type(price) is dict else None
+                price = (price if type(price) is int else 0) * mn * qn
+                if md * qd != 1:
+                    price = round_half_even(price, md * qd)
                 if price > INT64_MAX:
                     _overflow(f"{prefix}.line_items[{i}].modifiers[{j}].total_price_money")
                 mod["total_price_money"] = {"amount": price, "currency": cur}
@@ -526,9 +558,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     plan.sort(key=lambda p: p[:3])
     rank = {p[3]["uid"]: r for r, p in enumerate(plan)}
     applied_uid = _AppliedUids()
-    # Applied references: for each adjustment, the (line index, applied entry) pairs in line
-    # order; the ones Square generates for ORDER scope are added here.
-    refs: dict[str, dict[Any, list]] = {}
+    # Applied references: for each adjustment, the indices of its lines and the applied entries
+    # on them (two lists, in line order); the ones Square generates for ORDER scope are added here.
+    refs: dict[str, dict[Any, tuple[list, list]]] = {}
     owners: list = [None] * n  # each line's half of a generated uid, once it is needed
     in_order: set[int] = set()  # lines whose applied discounts are all generated, in plan order
     for key, ref, top in _REFS:
@@ -536,7 +568,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
         if key == "applied_discounts":
             wanted.sort(key=rank.__getitem__)  # generated references come in the plan's order
-        table: dict[Any, list] = {uid: [] for uid in known}
+        table: dict[Any, tuple[list, list]] = {uid: ([], []) for uid in known}
         refs[key] = table
         if not known:
             for li in lines:
@@ -547,6 +579,25 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         halves = [(uid, applied_uid.half("adjustment", uid)) for uid in wanted]
         columns = [table[uid] for uid in wanted]
         if wanted and len(set(wanted)) == len(wanted):
+            for li in lines:
+                if li.get(key):
+                    break
+            else:  # no line refers to anything: all generated, one column per adjustment
+                known_halves = _HALVES["owner"]
+                for i, li in enumerate(lines):
+                    if owners[i] is None:
+                        text = str(li.get("uid") or i)
+                        owners[i] = known_halves.get(text) or _half("owner", text)
+                every = range(n)
+                generated = [[{"uid": o + h, ref: uid} for o in owners] for uid, h in halves]
+                for (ids, entries), column in zip(columns, generated):
+                    ids.extend(every)
+                    entries.extend(column)
+                for li, row in zip(lines, zip(*generated)):
+                    li[key] = list(row)
+                if key == "applied_discounts":
+                    in_order.update(every)
+                continue
             seq = _uniform_references(lines, key, ref, wanted, halves, owners, applied_uid, table)
             if seq is not None:
                 if key == "applied_discounts" and seq == wanted:
@@ -561,8 +612,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
                 if owner is None:
                     owner = owners[i] = applied_uid.half("owner", str(li.get("uid") or i))
                 current = [{"uid": owner + h, ref: uid} for uid, h in halves]
-                for column, a in zip(columns, current):
-                    column.append((i, a))
+                for (ids, entries), a in zip(columns, current):
+                    ids.append(i)
+                    entries.append(a)
                 li[key] = current
                 if key == "applied_discounts":
                     in_order.add(i)
@@ -577,35 +629,36 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
                         current.append(a)
                         if not a.get("uid"):
                             a["uid"] = applied_uid(str(li.get("uid") or i), r)
-                        table[r].append((i, a))
+                        ids, entries = table[r]
+                        ids.append(i)
+                        entries.append(a)
             if len(have) < len(wanted) or not have.issuperset(wanted):
                 owner = applied_uid.half("owner", str(li.get("uid") or i))
                 for uid, h in halves:
                     if uid not in have:
                         a = {"uid": owner + h, ref: uid}
                         current.append(a)
-                        table[uid].append((i, a))
+                        ids, entries = table[uid]
+                        ids.append(i)
+                        entries.append(a)
             li[key] = current
 
     # 2. discounts
-    remaining = gross[:]
-    line_disc = [0] * n
+    remaining = gross[:]  # each line's gross less its discounts so far
     disc_refs = refs["applied_discounts"]
     for _step, value, _s, d, rate in plan:
-        members = disc_refs.get(d["uid"], ())
-        every_line = len(members) == n  # members come in line order, one per line
-        weights = remaining if every_line else [remaining[i] for i, _a in members]
+        ids, entries = disc_refs.get(d["uid"], _NO_MEMBERS)
+        every_line = len(ids) == n  # ids come in line order, one per line
+        weights = remaining if every_line else [remaining[i] for i in ids]
         base = sum(weights)
         amount = round_half_even(base * rate[0], rate[1]) if rate is not None else min(value, base)
         shares = spread(amount, weights)
         if every_line:
             remaining = [r - x for r, x in zip(remaining, shares)]
-            line_disc = [t + x for t, x in zip(line_disc, shares)]
         else:
-            for (i, _a), share in zip(members, shares):
+            for i, share in zip(ids, shares):
                 remaining[i] -= share
-                line_disc[i] += share
-        for (_i, a), share in zip(members, shares):
+        for a, share in zip(entries, shares):
             a["applied_money"] = {"amount": share, "currency": cur}
         d["applied_money"] = {"amount": amount, "currency": cur}
     if len(plan) > 1:
@@ -647,15 +700,15 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     apportioned.sort(key=lambda e: (_PHASES.index(e[0]), e[1], e[2]))
     sc_refs = refs["applied_service_charges"]
     for _phase, value, _s, s, rate, _k in apportioned:
-        members = sc_refs.get(s["uid"], ())
-        weights = [running[i] for i, _a in members]
+        ids, entries = sc_refs.get(s["uid"], _NO_MEMBERS)
+        weights = [running[i] for i in ids]
         amount = round_half_even(sum(weights) * rate[0], rate[1]) if rate else value
-        if not members:
+        if not ids:
             amount = 0
         elif amount and not any(weights):  # a fixed charge on lines that are all zero: even split
-            weights = [1] * len(members)
+            weights = [1] * len(ids)
         taxable = bool(s.get("taxable"))
-        for (i, a), share in zip(members, spread(amount, weights)):
+        for i, a, share in zip(ids, entries, spread(amount, weights)):
             running[i] += share
             line_sc[i] += share
             if taxable:
@@ -671,7 +724,8 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
 
     # 5. taxes, on "items": the lines (0..n-1), then the taxable subtotal-phase charges
     tax_base = [remaining[i] + taxable_sc[i] for i in range(n)]
-    tax_refs = {uid: list(members) for uid, members in refs["applied_taxes"].items()}
+    tax_refs = {uid: (list(ids), list(entries))
+                for uid, (ids, entries) in refs["applied_taxes"].items()}
     charge_item: dict[int, int] = {}
     order_taxes = [t["uid"] for t in taxes if t["uid"] in scoped["applied_taxes"]]
     known_taxes = {t["uid"] for t in taxes}
@@ -694,7 +748,9 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         for a in current:
             if not a.get("uid"):
                 a["uid"] = applied_uid(str(s["uid"]), a["tax_uid"])
-            tax_refs.setdefault(a["tax_uid"], []).append((idx, a))
+            ids, entries = tax_refs.setdefault(a["tax_uid"], ([], []))
+            ids.append(idx)
+            entries.append(a)
     n_items = len(tax_base)
     incl = [0] * n_items
     add = [0] * n_items
@@ -710,46 +766,62 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         # up to A/D holds base * a / (D + A) of the item's price.
         den = max(rates[uid][1] for uid in inclusive)  # powers of ten: the largest is common
         scaled = {uid: rates[uid][0] * (den // rates[uid][1]) for uid in inclusive}
-        combined = [0] * n_items
-        for uid in inclusive:
-            for idx, _a in tax_refs.get(uid, ()):
-                combined[idx] += scaled[uid]
+        combined: list | None = None  # with one inclusive tax, its rate is every item's combined
+        if len(inclusive) > 1:
+            combined = [0] * n_items
+            for uid in inclusive:
+                a_rate = scaled[uid]
+                for idx in tax_refs.get(uid, _NO_MEMBERS)[0]:
+                    combined[idx] += a_rate
         for uid in inclusive:
             a_rate = scaled[uid]
-            members = tax_refs.get(uid, ())
-            dens = {den + combined[idx] for idx, _a in members}
+            ids, entries = tax_refs.get(uid, _NO_MEMBERS)
+            every_item = len(ids) == n_items  # one per item, lines first, in order
             weights: list
-            if len(dens) <= 1:  # one combined rate (the usual case): integer weights
-                d_all = dens.pop() if dens else 1
-                weights = [tax_base[idx] * a_rate for idx, _a in members]
-                amount = round_half_even(sum(weights), d_all)
+            if combined is None:
+                dens = {den + a_rate} if ids else set()
             else:
-                weights = [Fraction(tax_base[idx] * a_rate, den + combined[idx])
-                           for idx, _a in members]
+                dens = {den + combined[idx] for idx in ids}
+            if len(dens) <= 1:  # one combined rate (the usual case): the bases are the weights
+                d_all = dens.pop() if dens else 1
+                weights = tax_base if every_item else [tax_base[idx] for idx in ids]
+                amount = round_half_even(sum(weights) * a_rate, d_all)
+            else:
+                weights = [Fraction(tax_base[idx] * a_rate, den + combined[idx]) for idx in ids]
                 whole = sum(weights, Fraction(0))
                 amount = round_half_even(whole.numerator, whole.denominator)
-            for (idx, a), share in zip(members, spread(amount, weights)):
-                incl[idx] += share
+            shares = spread(amount, weights)
+            if every_item:
+                incl = [x + share for x, share in zip(incl, shares)]
+            else:
+                for idx, share in zip(ids, shares):
+                    incl[idx] += share
+            for a, share in zip(entries, shares):
                 a["applied_money"] = {"amount": share, "currency": cur}
             applied_tax[uid] = amount
+    net_of_inclusive: list | None = None  # each item's base less its inclusive taxes
     for t in taxes:
         uid = t["uid"]
         if t["type"] == "INCLUSIVE":
             t["applied_money"] = {"amount": applied_tax[uid], "currency": cur}
             continue
         rate = rates[uid]
-        members = tax_refs.get(uid, ())
-        every_item = len(members) == n_items  # one per item, lines first, in order
-        weights = ([b - c for b, c in zip(tax_base, incl)] if every_item
-                   else [tax_base[idx] - incl[idx] for idx, _a in members])
+        ids, entries = tax_refs.get(uid, _NO_MEMBERS)
+        every_item = len(ids) == n_items  # one per item, lines first, in order
+        if every_item:
+            if net_of_inclusive is None:
+                net_of_inclusive = [b - c for b, c in zip(tax_base, incl)]
+            weights = net_of_inclusive
+        else:
+            weights = [tax_base[idx] - incl[idx] for idx in ids]
         amount = round_half_even(sum(weights) * rate[0], rate[1])
         shares = spread(amount, weights)
         if every_item:
             add = [t_ + x for t_, x in zip(add, shares)]
         else:
-            for (idx, _a), share in zip(members, shares):
+            for idx, share in zip(ids, shares):
                 add[idx] += share
-        for (_i, a), share in zip(members, shares):
+        for a, share in zip(entries, shares):
             a["applied_money"] = {"amount": share, "currency": cur}
         t["applied_money"] = {"amount": amount, "currency": cur}
 
@@ -757,23 +829,26 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     deduct_inclusive = cur in _INCLUSIVE_OUT_OF_GROSS
     total = 0
     tax_total = 0
-    for i, li in enumerate(lines):
-        sales_incl = incl[i]
-        if sales_incl and taxable_sc[i]:  # the part of it that falls on the line's own sales
-            sales_incl = round_half_even(sales_incl * remaining[i], tax_base[i])
-        line_tax = add[i] + incl[i]
-        line_total = remaining[i] + line_sc[i] + add[i]
+    discount_total = 0
+    for i, li, g, net, sc, l_add, l_incl in zip(range(n), lines, gross, remaining, line_sc, add,
+                                                incl):
+        sales_incl = l_incl
+        if l_incl and taxable_sc[i]:  # the part of it that falls on the line's own sales
+            sales_incl = round_half_even(l_incl * net, tax_base[i])
+        line_tax = l_add + l_incl
+        line_total = net + sc + l_add
         if line_total > INT64_MAX or line_tax > INT64_MAX:
             _overflow(f"{prefix}.line_items[{i}]." + (
                 "total_money" if line_total > INT64_MAX else "total_tax_money"))
-        li["gross_sales_money"] = {"amount": gross[i] - sales_incl if deduct_inclusive
-                                   else gross[i], "currency": cur}
+        li["gross_sales_money"] = {"amount": g - sales_incl if deduct_inclusive else g,
+                                   "currency": cur}
         li["total_tax_money"] = {"amount": line_tax, "currency": cur}
-        li["total_discount_money"] = {"amount": line_disc[i], "currency": cur}
-        li["total_service_charge_money"] = {"amount": line_sc[i], "currency": cur}
+        li["total_discount_money"] = {"amount": g - net, "currency": cur}
+        li["total_service_charge_money"] = {"amount": sc, "currency": cur}
         li["total_money"] = {"amount": line_total, "currency": cur}
         total += line_total
         tax_total += line_tax
+        discount_total += g - net
     charge_total = sum(line_sc)
     for _phase, _value, _s, s, _rate, k in subtotal_charges:
         applied = s["applied_money"]["amount"]
@@ -806,7 +881,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             _overflow(f"{prefix}.{key}")
     order["total_money"] = {"amount": total, "currency": cur}
     order["total_tax_money"] = {"amount": tax_total, "currency": cur}
-    order["total_discount_money"] = {"amount": sum(line_disc), "currency": cur}
+    order["total_discount_money"] = {"amount": discount_total, "currency": cur}
     order["total_tip_money"] = {"amount": 0, "currency": cur}
     order["total_service_charge_money"] = {"amount": charge_total, "currency": cur}
     return order

@@ -53,6 +53,8 @@ __all__ = [
     "parse_percentage",
     "spread",
     "round_half_even",
+    "round_down",
+    "ROUNDING",
     "derived_uid",
     "check_request",
 ]
@@ -82,6 +84,16 @@ def round_half_even(num: int, den: int) -> int:
     if twice > den or (twice == den and q & 1):
         q += 1
     return q
+
+
+def round_down(num: int, den: int) -> int:
+    """``num / den`` rounded down: the ``adjustment_rounding=down`` variant."""
+    return num // den
+
+
+#: How computed adjustments are rounded, by value of the ``adjustment_rounding`` variant.
+ROUNDING: dict[str, Callable[[int, int], int]] = {"half_even": round_half_even,
+                                                  "down": round_down}
 
 
 def _decimal(text: Any) -> tuple[int, int] | None:
@@ -450,23 +462,28 @@ def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: l
     return first
 
 
-def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order") -> dict[str, Any]:
+def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order", *,
+                rounding: str = "half_even") -> dict[str, Any]:
     """Return a priced copy of ``order`` (which is not modified). See :func:`apply_pricing`.
 
     The copy shares the values pricing only reads (money objects, metadata...) with ``order``;
     treat both as read-only, or deep-copy the result before changing it in place."""
     out = _working_copy(order)
-    apply_pricing(out, currency, prefix)
+    apply_pricing(out, currency, prefix, rounding=rounding)
     return out
 
 
-def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str, Any]:
+def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
+                  rounding: str = "half_even") -> dict[str, Any]:
     """Fill in every computed money field of ``order`` in place and return it.
 
     ``order`` must be a fresh copy the caller owns. ``prefix`` is the field path used in errors
-    ("order" for a request body). Raises a Square error for a malformed percentage or quantity,
-    and for a computed amount beyond int64.
+    ("order" for a request body). ``rounding`` is how a computed discount, tax or service charge
+    is rounded: "half_even" (Square's documented rule) or "down" (a key of :data:`ROUNDING`).
+    Raises a Square error for a malformed percentage or quantity, and for a computed amount
+    beyond int64.
     """
+    adjust = ROUNDING[rounding]
     cur = currency
     lines = [li for li in order.get("line_items") or () if type(li) is dict]
     discounts = [d for d in order.get("discounts") or () if type(d) is dict]
@@ -651,7 +668,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         every_line = len(ids) == n  # ids come in line order, one per line
         weights = remaining if every_line else [remaining[i] for i in ids]
         base = sum(weights)
-        amount = round_half_even(base * rate[0], rate[1]) if rate is not None else min(value, base)
+        amount = adjust(base * rate[0], rate[1]) if rate is not None else min(value, base)
         shares = spread(amount, weights)
         if every_line:
             remaining = [r - x for r, x in zip(remaining, shares)]
@@ -702,7 +719,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     for _phase, value, _s, s, rate, _k in apportioned:
         ids, entries = sc_refs.get(s["uid"], _NO_MEMBERS)
         weights = [running[i] for i in ids]
-        amount = round_half_even(sum(weights) * rate[0], rate[1]) if rate else value
+        amount = adjust(sum(weights) * rate[0], rate[1]) if rate else value
         if not ids:
             amount = 0
         elif amount and not any(weights):  # a fixed charge on lines that are all zero: even split
@@ -717,7 +734,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
         s["applied_money"] = {"amount": amount, "currency": cur}
     subtotal = sum(running)
     for _phase, value, _s, s, rate, k in subtotal_charges:
-        amount = round_half_even(subtotal * rate[0], rate[1]) if rate else value
+        amount = adjust(subtotal * rate[0], rate[1]) if rate else value
         if amount > INT64_MAX:
             _overflow(f"{prefix}.service_charges[{k}].applied_money")
         s["applied_money"] = {"amount": amount, "currency": cur}
@@ -785,11 +802,11 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             if len(dens) <= 1:  # one combined rate (the usual case): the bases are the weights
                 d_all = dens.pop() if dens else 1
                 weights = tax_base if every_item else [tax_base[idx] for idx in ids]
-                amount = round_half_even(sum(weights) * a_rate, d_all)
+                amount = adjust(sum(weights) * a_rate, d_all)
             else:
                 weights = [Fraction(tax_base[idx] * a_rate, den + combined[idx]) for idx in ids]
                 whole = sum(weights, Fraction(0))
-                amount = round_half_even(whole.numerator, whole.denominator)
+                amount = adjust(whole.numerator, whole.denominator)
             shares = spread(amount, weights)
             if every_item:
                 incl = [x + share for x, share in zip(incl, shares)]
@@ -814,7 +831,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
             weights = net_of_inclusive
         else:
             weights = [tax_base[idx] - incl[idx] for idx in ids]
-        amount = round_half_even(sum(weights) * rate[0], rate[1])
+        amount = adjust(sum(weights) * rate[0], rate[1])
         shares = spread(amount, weights)
         if every_item:
             add = [t_ + x for t_, x in zip(add, shares)]
@@ -867,7 +884,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order") -> dict[str
     # 6. total-phase charges on everything so far
     before_total_phase = total
     for _phase, value, _s, s, rate, k in total_charges:
-        amount = round_half_even(before_total_phase * rate[0], rate[1]) if rate else value
+        amount = adjust(before_total_phase * rate[0], rate[1]) if rate else value
         if amount > INT64_MAX:
             _overflow(f"{prefix}.service_charges[{k}].applied_money")
         s["applied_money"] = {"amount": amount, "currency": cur}

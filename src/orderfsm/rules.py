@@ -100,6 +100,7 @@ SOURCES: dict[str, str] = {
     "P5": "https://developer.squareup.com/docs/orders-api/apply-taxes-and-discounts",
     "P6": "api.json examples: CreateOrderRequest/CreateOrderResponse, CalculateOrderRequest/"
           "CalculateOrderResponse (Square-Version 2025-08-20)",
+    "F18": "https://developer.squareup.com/forums/t/order-calculation-with-discount-and-service-charges/16894",
 }
 
 
@@ -981,7 +982,16 @@ _RULES += [
     Rule("pricing.bankers_rounding", "pricing",
          "Every computed adjustment (discount, tax, service charge, fractional quantity) is "
          "rounded to the smallest currency unit half to even: 0.5 cent rounds to the even "
-         "neighbour.", ("P1",), C,
+         "neighbour. A CreateOrder response posted on Square's forum disagrees: a 10 % "
+         "ORDER-scope discount on a JPY 915 line is applied as 91 (half to even gives 92), and "
+         "the order totals posted with it (a 5 % service charge on 824, 820 and 819) fit only "
+         "rounding down.", ("P1", "F18"), C,
+         variant=Variant("adjustment_rounding", {
+             "half_even": "computed discounts, taxes and service charges round half to even "
+                          "(P1, and every USD example of the spec)",
+             "down": "they round down, as in the JPY order of F18; whether Square does so only "
+                     "in JPY is not known, so this value applies to every currency",
+         }, "half_even"),
          example="5 % of 250 is 12.5, applied as 12; 5 % of 270 is 13.5, applied as 14."),
     Rule("pricing.discount_sequence", "pricing",
          "Discounts apply in this sequence whatever order the request lists them in: item-level "

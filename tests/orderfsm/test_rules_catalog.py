@@ -1749,7 +1749,28 @@ def _priced(eng: Engine, lines: list, **extra: Any) -> dict[str, Any]:
     return new_order(eng, pickup=False, lines=lines, **extra)
 
 
-@scenario("pricing.bankers_rounding")
+def _adjustment_rounding_down(eng: Engine) -> None:
+    def off(amount: int) -> int:
+        return _priced(eng, [line(amount)], discounts=[
+            {"uid": "d", "name": "10", "percentage": "10", "scope": "ORDER"}])["total_discount_money"]["amount"]
+    assert off(915) == 91  # 91.5 rounded down (half to even would give 92)
+    assert off(919) == 91  # 91.9: down, not to the nearest
+    # Taxes and service charges too; line amounts for fractional quantities stay half to even.
+    o = _priced(eng, [line(819)], taxes=[{"uid": "t", "name": "5", "percentage": "5",
+                                          "scope": "ORDER"}])
+    assert o["total_tax_money"] == usd(40)  # 40.95
+    o = _priced(eng, [line(819)], service_charges=[
+        {"uid": "s", "name": "5", "percentage": "5", "calculation_phase": "SUBTOTAL_PHASE"}])
+    assert o["total_service_charge_money"] == usd(40)
+    assert _priced(eng, [line(1, qty="3.5")])["total_money"] == usd(4)
+    # Read back and paid for at the same total.
+    made = _priced(eng, [line(915)], discounts=[
+        {"uid": "d", "name": "10", "percentage": "10", "scope": "ORDER"}])
+    assert eng.get_order(made["id"])["total_money"] == usd(824)
+    assert pay(eng, made["id"], 824)["status"] == "COMPLETED"
+
+
+@scenario("pricing.bankers_rounding", variants={"down": _adjustment_rounding_down})
 class _:
     @staticmethod
     def satisfy(eng: Engine) -> None:

@@ -83,6 +83,16 @@ def _complete_before_payment(c: str) -> list[Call]:
     return [_order(c, True), _update(fulfillments=[{"uid": "f1", "state": "COMPLETED"}])]
 
 
+def _adjustment_rounding(c: str) -> list[Call]:
+    # 10 % of 915 is 91.5: 92 half to even, 91 rounded down (the forum's JPY order).
+    order = {"location_id": LOCATION,
+             "line_items": [{"uid": "li1", "name": "Probe", "quantity": "1",
+                             "base_price_money": _money(915, c)}],
+             "discounts": [{"uid": "d1", "name": "Ten", "percentage": "10", "scope": "ORDER"}]}
+    return [Call("orders", "create", (), {"order": order, "idempotency_key": KEY},
+                 (Produce("o1"),))]
+
+
 # In the order they run: later probes are judged with the values found by earlier ones.
 PROBES: dict[str, Callable[[str], list[Call]]] = {
     "autocomplete_order_on_payment": _autocomplete,
@@ -90,6 +100,7 @@ PROBES: dict[str, Callable[[str], list[Call]]] = {
     "fulfillment_complete_before_payment": _complete_before_payment,
     "cancel_after_payment": _cancel_after_payment,
     "refund_while_pending": _refund_while_pending,
+    "adjustment_rounding": _adjustment_rounding,
 }
 
 

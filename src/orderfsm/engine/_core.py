@@ -211,7 +211,7 @@ class EngineCore:
             answer = render(result, tx) if render is not None else result
             for oid, rec in tx.orders.items():
                 if render is None or rec is not result:
-                    price_order(rec, self.currency)
+                    price_order(rec, self.currency, rounding=self.variants["adjustment_rounding"])
             events = self._build_events(tx)
         except BaseException:
             self.ids.counter = tx.counter
@@ -361,13 +361,14 @@ class EngineCore:
                    if p["status"] == "COMPLETED")
 
     def _total(self, order: Mapping[str, Any]) -> int:
-        return price_order(order, self.currency)["total_money"]["amount"]
+        return price_order(order, self.currency, rounding=self.variants["adjustment_rounding"])[
+            "total_money"]["amount"]
 
     def _price_stored(self, rec: dict) -> None:
         """Give a stored order Square's generated references, then price it once so a request
         whose amounts cannot be computed (or would leave int64) is rejected before commit."""
         attach_applied(rec, self.ids.uid)
-        price_order(rec, self.currency)
+        price_order(rec, self.currency, rounding=self.variants["adjustment_rounding"])
 
     def amount_due(self, order: Mapping[str, Any], tx: _Tx | None = None) -> int:
         return self._amount_due_from(order, self._total(order), self._captured(tx, order))

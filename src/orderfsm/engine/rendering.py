@@ -25,7 +25,7 @@ class Rendering:
     def render_order(self, rec: Mapping[str, Any], tx: _Tx | None = None) -> dict[str, Any]:
         out = _public(rec)
         currency = self.currency
-        apply_pricing(out, currency)
+        apply_pricing(out, currency, rounding=self.variants["adjustment_rounding"])
         total = out["total_money"]["amount"]
         tenders = []
         captured = 0

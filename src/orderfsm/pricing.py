@@ -24,10 +24,10 @@ The algorithm (docs/pricing.md explains it with a worked example):
 6. **Total-phase service charges** on everything above.
 
 Every adjustment (whatever its scope) is computed **once** on the sum of the bases of the items it
-applies to, rounded half to even, then apportioned to those items by the largest-remainder
-method (:func:`spread`): each item gets the floor of its exact proportional share and the cents
-left over go to the items with the largest fractional parts (ties: the larger base, then the
-earlier item). The shares add up to the adjustment's amount exactly and no share exceeds its
+applies to, rounded half to even (or down, under the ``adjustment_rounding`` variant), then
+apportioned to those items by the largest-remainder method (:func:`spread`): each item gets the
+floor of its exact proportional share and the cents left over go to the items with the largest
+fractional parts (ties: the larger base, then the earlier item). The shares add up to the adjustment's amount exactly and no share exceeds its
 item's base. This reproduces every split in Square's published examples (membership 30 → 8 + 22,
 Labor Day 303 → 79 + 224, state tax 510 → 136 + 374, 50 % off 550 → 250 + 300), and unlike
 "the last line takes the remainder" it does not depend on the order the lines are listed in.

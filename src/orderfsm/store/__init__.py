@@ -1,7 +1,9 @@
-"""Durable state for the simulator: a small store interface, a memory store and a SQLite store.
+"""Durable state for the simulator: a small store interface, a memory store, a SQLite store
+and a PostgreSQL store (shared by many processes).
 
 ``open_store`` turns what ``--db`` / ``ORDERFSM_DB`` / ``db=`` accept into a store:
-``memory``, a path, or a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` for an absolute one).
+``memory``, a path, a ``sqlite:///PATH`` URL (``sqlite:////abs/path`` for an absolute one), or
+``postgresql://USER@HOST:PORT/DB`` (needs ``pip install 'orderfsm[postgres]'``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,21 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 __all__ = ["StateStore", "RecordMap", "MemoryStore", "SQLiteStore", "DELETE", "open_store",
-           "DEFAULT_DB", "ENV_VAR"]
+           "DEFAULT_DB", "ENV_VAR", "is_postgres"]
 
 #: Where ``orderfsm serve`` keeps state unless told otherwise (relative to the working directory).
 DEFAULT_DB = os.path.join(".orderfsm", "state.sqlite3")
 ENV_VAR = "ORDERFSM_DB"
 
 
+def is_postgres(db: Any) -> bool:
+    return isinstance(db, str) and db.startswith(("postgresql://", "postgres://"))
+
+
 def open_store(db: Any = None, *, durability: str = "normal") -> StateStore:
     """A store from ``db``: a :class:`StateStore` (returned as is), None or ``"memory"`` (a new
-    memory store), ``sqlite:///PATH`` or a file path (a SQLite store)."""
+    memory store), ``sqlite:///PATH`` or a file path (a SQLite store), or a
+    ``postgresql://`` URL (a PostgreSQL store; ``durability`` is then the server's business)."""
     if isinstance(db, StateStore):
         return db
     if db is None or db == "memory" or db == ":memory:":
@@ -32,6 +39,10 @@ def open_store(db: Any = None, *, durability: str = "normal") -> StateStore:
         db = os.fspath(db)
     if not isinstance(db, str) or not db:
         raise ValueError(f"not a store: {db!r}")
+    if is_postgres(db):
+        from .postgres import PostgresStore
+
+        return PostgresStore(db)
     if db.startswith("sqlite:"):
         if not db.startswith("sqlite:///"):
             raise ValueError("a SQLite URL looks like sqlite:///relative/path or "
@@ -41,6 +52,6 @@ def open_store(db: Any = None, *, durability: str = "normal") -> StateStore:
             raise ValueError("the SQLite URL has no path")
     elif "://" in db:
         scheme = db.split("://", 1)[0]
-        raise ValueError(f"unsupported store URL scheme {scheme!r}: use memory, a path or "
-                         f"sqlite:///PATH")
+        raise ValueError(f"unsupported store URL scheme {scheme!r}: use memory, a path, "
+                         f"sqlite:///PATH or postgresql://USER@HOST:PORT/DB")
     return SQLiteStore(db, durability=durability)

@@ -20,7 +20,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, Iterable, Iterator, Mapping, MutableMapping
 
-__all__ = ["StateStore", "RecordMap", "DELETE", "Key"]
+__all__ = ["StateStore", "RecordMap", "DELETE", "Key", "store_stats"]
 
 Key = tuple[str, str]  # (kind, id)
 
@@ -43,6 +43,15 @@ class StateStore(ABC):
     location: str = ""
     #: True when records outlive the process.
     durable: bool = False
+    #: True when other processes change the same merchants (PostgreSQL): each request then
+    #: runs in a transaction holding the merchant's row (see ``orderfsm.store.postgres``).
+    shared: bool = False
+    #: The schema version the database had when this store opened it (SQL stores).
+    upgraded_from: int | None = None
+
+    def stats(self) -> dict[str, int]:
+        """The schema version and the counts ``orderfsm db check`` prints."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no schema")
 
     @abstractmethod
     def merchants(self) -> dict[str, int]:
@@ -225,3 +234,17 @@ class RecordMap(MutableMapping):
 
     def __repr__(self) -> str:
         return f"RecordMap({self.kind!r}, gen={self.gen})"
+
+
+def store_stats(db: Any) -> dict[str, int]:
+    """``stats`` for a SQL store, over a DB-API connection (the SQL is the same for both)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    out = {"schema_version": int(row[0]) if row else 0}
+    out["merchants"] = int(db.execute(
+        "SELECT COUNT(*) FROM merchants WHERE gen > 0").fetchone()[0])
+    counts = dict(db.execute(
+        "SELECT r.kind, COUNT(*) FROM records r JOIN merchants m ON r.gen = m.gen "
+        "WHERE r.kind IN ('order', 'payment', 'refund') GROUP BY r.kind").fetchall())
+    for kind, name in (("order", "orders"), ("payment", "payments"), ("refund", "refunds")):
+        out[name] = int(counts.get(kind, 0))
+    return out

@@ -39,6 +39,18 @@ MIGRATIONS: list[list[str]] = [
         "SELECT gen, kind, id, v, data FROM records WHERE kind IN ('event', 'timer')",
         "DELETE FROM records WHERE kind IN ('event', 'timer')",
     ],
+    # 2 -> 3: several processes share one database (PostgreSQL). A merchant's change counter
+    # (seq), bumped by every transaction that changes it, tells a process whether its copy in
+    # memory is still current; pending counts its webhook deliveries not finished yet, so the
+    # process that delivers finds the merchants with work. Records remember the order they were
+    # first written in (ord, from a counter per generation): PostgreSQL has no rowid.
+    [
+        "ALTER TABLE merchants ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE merchants ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE generations ADD COLUMN next_ord BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE records ADD COLUMN ord BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE churn ADD COLUMN ord BIGINT NOT NULL DEFAULT 0",
+    ],
 ]
 #: Record kinds kept in the ``churn`` table; every other kind is in ``records``.
 CHURN_KINDS = frozenset({"event", "timer"})

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from typing import Any, Iterable, Iterator, Mapping
 
-from .base import DELETE, Key, RecordMap, StateStore
+from .base import DELETE, Key, RecordMap, StateStore, store_stats
 from .schema import CHURN_KINDS, MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
 
 __all__ = ["SQLiteStore"]
@@ -86,6 +86,7 @@ class SQLiteStore(StateStore):
                     raise RuntimeError(
                         f"{self.path} has schema version {version}; this orderfsm knows up to "
                         f"{SCHEMA_VERSION}. Upgrade orderfsm, or start with --fresh.")
+                self.upgraded_from = version
                 for step in MIGRATIONS[version:]:
                     for statement in step:
                         db.execute(statement)
@@ -106,6 +107,9 @@ class SQLiteStore(StateStore):
             self.discard(gen)
 
     # ---------------------------------------------------------------- the interface
+    def stats(self) -> dict[str, int]:
+        return store_stats(self._reader())
+
     def merchants(self) -> dict[str, int]:
         return dict(self._reader().execute("SELECT token, gen FROM merchants").fetchall())
 

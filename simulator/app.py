@@ -220,14 +220,48 @@ class _MerchantTurns:
                     m.flush()
             await send(message)
 
-        if _UNGATED.match(scope.get("path", "")):
+        shared = store.state.shared
+        path = scope.get("path", "")
+        if _UNGATED.match(path) and not (shared and path.endswith("/test")):
             await self.app(scope, replay, send_committed)
             return
         lock = self.locks.get(token)
         if lock is None:
             lock = self.locks[token] = asyncio.Lock()
         async with lock:
-            await self.app(scope, replay, send_committed)
+            if shared:
+                await self._in_session(token, scope, replay, send)
+            else:
+                await self.app(scope, replay, send_committed)
+
+    async def _in_session(self, token: str, scope: dict, receive: Any, send: Any) -> None:
+        """A shared store: the request runs in a transaction holding the merchant's row, with
+        this process's copy brought up to date first; the response starts after COMMIT."""
+        store = self.store
+        state = store.state
+        session = state.lock(token, wait=False)
+        if session is None:  # another process has the merchant: wait off the event loop
+            session = await asyncio.to_thread(state.lock, token)
+        bound = state.bind(session)
+        committed = False
+        try:
+            store.enter(session)
+
+            async def send_committed(message: dict) -> None:
+                nonlocal committed
+                if message["type"] == "http.response.start" and not committed:
+                    m = store.merchants.get(token)
+                    if m is not None:
+                        m.flush()
+                    store.finish(session)
+                    committed = True
+                await send(message)
+
+            await self.app(scope, receive, send_committed)
+        finally:
+            if not committed:
+                store.abandon(session)
+            state.unbind(bound)
 
 
 def _square_error(request: Request, err: SquareError) -> Any:

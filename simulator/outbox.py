@@ -20,6 +20,7 @@ promise away.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -917,8 +918,17 @@ class Dispatcher:
 
     IDLE_TICK = 1.0
     MAX_WORKERS = 16
+    #: Shared stores: how often (real seconds) the delivering process looks for merchants
+    #: with pending deliveries that no notification named.
+    POLL = 5.0
 
-    def __init__(self) -> None:
+    def __init__(self, shared: Any = None) -> None:
+        #: The simulator's Store when its state store is shared by several processes (see
+        #: :func:`_deliverer`); None otherwise.
+        self.shared = shared
+        #: Shared stores: this process is the one that delivers (holds the advisory lock).
+        self.leader = False
+        self.sending_tokens: set[str] = set()
         self.cv = threading.Condition(threading.RLock())
         self.outboxes: dict[str, Outbox] = {}
         self._thread: threading.Thread | None = None
@@ -948,6 +958,8 @@ class Dispatcher:
         with self.cv:
             if self.closed:
                 return
+            if self.shared is not None and not self.leader:
+                return  # another process delivers
             self._threads = [t for t in self._threads if t.is_alive()]
             if not self._threads or (self._idle == 0 and len(self._threads) < self.MAX_WORKERS):
                 thread = threading.Thread(target=_worker, args=(weakref.ref(self),),
@@ -967,6 +979,8 @@ class Dispatcher:
                 thread.join(timeout=DELIVERY_TIMEOUT + 1)
 
     def _take(self) -> _Job | None:
+        if self.shared is not None:
+            return self._take_shared()
         with self.cv:
             if self.closed:
                 return None
@@ -988,7 +1002,94 @@ class Dispatcher:
                     self.start()
             return job
 
+    def _best(self) -> Outbox | None:
+        """The outbox whose next due delivery is due first (shared stores: by token, since a
+        reload replaces the outbox while its delivery is in flight)."""
+        best: tuple[datetime, int, Outbox] | None = None
+        for ob in list(self.outboxes.values()):
+            if ob.sending or ob.merchant.token in self.sending_tokens:
+                continue
+            d = ob.next_due(ob.now())
+            if d is not None and (best is None or (d.next_at, d.seq) < best[:2]):
+                best = (d.next_at, d.seq, ob)  # type: ignore[assignment]
+        return best[2] if best is not None else None
+
+    def _take_shared(self) -> _Job | None:
+        """Shared stores: the candidate comes from this process's copy, but the delivery is
+        taken in a session on the merchant's row, from the merchant as the database has it."""
+        with self.cv:
+            if self.closed or not self.leader:
+                self.cv.wait(self.IDLE_TICK)
+                return None
+            ob = self._best()
+            if ob is None:
+                self.cv.wait(self.IDLE_TICK)
+                return None
+            token = ob.merchant.token
+            self.sending_tokens.add(token)
+            self._idle -= 1
+        job = None
+        try:
+            with self.shared.locked(token) as m:
+                current = m.extra.get("webhooks")
+                if current is not None:
+                    with self.cv:
+                        d = current.next_due(current.now())
+                        job = current._job(d) if d is not None else None
+        except Exception:
+            log.exception("could not take a webhook delivery")
+        finally:
+            with self.cv:
+                if job is None:
+                    self.sending_tokens.discard(token)
+                    self._idle += 1
+                elif self._idle == 0:
+                    self.start()
+        return job
+
+    def _done_shared(self, job: _Job, attempt: Attempt, extra: Attempt | None) -> None:
+        token = job.outbox.merchant.token
+        try:
+            with self.shared.locked(token) as m:
+                current = m.extra.get("webhooks")
+                with self.cv:
+                    if current is not None and current is not job.outbox:
+                        # The merchant was reloaded meanwhile: the same delivery, as loaded.
+                        event = current.by_id.get(job.delivery.event.event_id)
+                        found = [d for d in (event.deliveries if event else ())
+                                 if d.subscription_id == job.delivery.subscription_id]
+                        job = dataclasses.replace(job, outbox=current,
+                                                  delivery=found[0]) if found else None
+                    elif current is None:
+                        job = None
+                    if job is not None:
+                        job.outbox._result(job, attempt, extra)
+        except Exception:
+            log.exception("could not store a webhook delivery result")
+        finally:
+            with self.cv:
+                self.sending_tokens.discard(token)
+                self._idle += 1
+                self.cv.notify_all()
+
+    def sync(self, tokens: Iterable[str] | None = None) -> None:
+        """Shared stores, in the delivering process: bring up to date the merchants (all, or
+        the ones named) that have deliveries pending, so their due deliveries are seen."""
+        store = self.shared
+        for token, (gen, seq, pending) in store.state.versions(tokens).items():
+            if not pending or token in self.sending_tokens:
+                continue
+            m = store.merchants.get(token)
+            if m is None or m.gen != gen or m.seq != seq:
+                with store.locked(token):
+                    pass
+        with self.cv:
+            self.cv.notify_all()
+
     def _done(self, job: _Job, attempt: Attempt, extra: Attempt | None) -> None:
+        if self.shared is not None:
+            self._done_shared(job, attempt, extra)
+            return
         with self.cv:
             job.outbox._result(job, attempt, extra)
             job.outbox.sending = False
@@ -1042,6 +1143,66 @@ def _worker(ref: "weakref.ReferenceType[Dispatcher]") -> None:
                 log.exception("webhook worker error")
                 time.sleep(0.05)
             del dispatcher
+
+
+def _deliverer(ref: "weakref.ReferenceType[Dispatcher]") -> None:
+    """Shared stores: one process of all those sharing the database delivers webhooks, the
+    one holding a PostgreSQL advisory lock on its own connection. When that process dies its
+    connection closes, the lock is free, and another process takes over within a second; the
+    deliveries it had in flight were never marked done, so they go out again. The deliverer
+    learns of new pending deliveries from notifications sent by the committing sessions, and
+    looks for any it missed every ``Dispatcher.POLL`` seconds."""
+    from orderfsm.store.postgres import DELIVERY_LOCK, NOTIFY_CHANNEL
+
+    conn = None
+    last_poll = 0.0
+    while True:
+        dispatcher = ref()
+        if dispatcher is None or dispatcher.closed:
+            break
+        try:
+            if conn is None:
+                conn = dispatcher.shared.state.listener()
+            if not dispatcher.leader:
+                got = conn.execute("SELECT pg_try_advisory_lock(%s)",
+                                   (DELIVERY_LOCK,)).fetchone()[0]
+                if not got:
+                    del dispatcher
+                    time.sleep(1.0)
+                    continue
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                with dispatcher.cv:
+                    dispatcher.leader = True
+                last_poll = 0.0
+            if time.monotonic() - last_poll > dispatcher.POLL:
+                last_poll = time.monotonic()
+                dispatcher.sync()
+            dispatcher.start()
+            del dispatcher
+            tokens = {n.payload for n in conn.notifies(timeout=1.0, stop_after=1)}
+            # A burst of commits: take what else arrived without waiting.
+            dispatcher = ref()
+            if dispatcher is None:
+                break
+            if tokens:
+                tokens |= {n.payload for n in conn.notifies(timeout=0.001, stop_after=1000)}
+                dispatcher.sync(tokens)
+        except Exception:
+            log.exception("webhook deliverer error")
+            if dispatcher is not None:
+                with dispatcher.cv:
+                    dispatcher.leader = False
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+            conn = None
+            dispatcher = None
+            time.sleep(1.0)
+        dispatcher = None
+    if conn is not None:
+        conn.close()
 
 
 def _drain_hook(merchant: Any) -> None:

@@ -109,6 +109,8 @@ class Merchant:
     gen: int = 0
     state: StateStore | None = None
     closed: bool = False
+    #: The merchant's change counter this copy reflects (shared stores; -1: reload it).
+    seq: int = -1
     _flush_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _header: dict[str, Any] | None = field(default=None, repr=False)
 
@@ -218,7 +220,11 @@ class Store:
 
     # ---------------------------------------------------------------- loading
     def load(self) -> int:
-        """Bring back every merchant the state store holds; returns how many."""
+        """Bring back every merchant the state store holds; returns how many. A shared store's
+        merchants are loaded when first used instead (other processes change them)."""
+        if self.state.shared:
+            self.restored = len(self.state.merchants())
+            return self.restored
         count = 0
         # Variants the server was started with (``serve --variant``) win over stored ones.
         chosen = self.variants.non_default()
@@ -280,6 +286,11 @@ class Store:
         return m
 
     def merchant(self, token: str) -> Merchant:
+        if self.state.shared:
+            session = self.state.current()  # type: ignore[attr-defined]
+            if session is None or session.token != token:
+                with self.locked(token) as m:  # outside a request's session: a short one
+                    return m
         m = self.merchants.get(token)
         if m is None:
             with self._lock:
@@ -322,8 +333,89 @@ class Store:
             return self._replace(token, m, stored=True)
 
     def flush_all(self) -> None:
+        if self.state.shared:
+            return  # every session committed its changes; a write now would not hold the row
         for m in list(self.merchants.values()):
             m.flush()
+
+    # ---------------------------------------------------------------- shared stores
+    # A shared store (PostgreSQL) has other processes changing the same merchants. A request
+    # (or a webhook delivery) runs in a session holding the merchant's row: ``enter`` brings
+    # this process's copy up to date, ``finish`` commits and records the counter the copy now
+    # reflects, ``abandon`` rolls back and marks the copy for a reload.
+    def enter(self, session: Any) -> Merchant | None:
+        """The token's merchant as the database has it now (None: not created yet)."""
+        token = session.token
+        m = self.merchants.get(token)
+        if session.gen == 0:
+            if m is not None:  # the store no longer has it (wiped)
+                with self._lock:
+                    self.merchants.pop(token, None)
+                m.close()
+            return None
+        if m is not None and m.gen == session.gen and m.seq == session.seq and not m.closed:
+            return m
+        return self._reload(token, session.gen, session.seq, m)
+
+    def _reload(self, token: str, gen: int, seq: int, old: Merchant | None) -> Merchant:
+        chosen = self.variants.non_default()
+        with bulk_gc() as bulk:
+            m = self._load(token, gen)
+            if m is None:
+                raise RuntimeError(f"generation {gen} of a merchant has no engine record")
+            bulk.records += sum(len(getattr(m.engine, attr)) for attr in ENGINE_TABLES)
+            if chosen:
+                m.engine.variants = Variants({**dict(m.engine.variants), **chosen})
+            m.seq = seq
+            with self._lock:
+                if old is not None:
+                    old.close()
+                self._publish(m)
+        return m
+
+    def pending_deliveries(self, token: str) -> int:
+        m = self.merchants.get(token)
+        ob = m.extra.get("webhooks") if m is not None else None
+        return len(ob.pending) if ob is not None else 0
+
+    def finish(self, session: Any) -> None:
+        """Commit the session; the token's merchant reflects the counter it left."""
+        self.state.finish(session, pending=self.pending_deliveries(session.token))  # type: ignore[attr-defined]
+        m = self.merchants.get(session.token)
+        if m is not None and m.gen == session.gen and not m.closed:
+            m.seq = session.seq
+
+    def abandon(self, session: Any) -> None:
+        """Roll the session back; the copy in memory may hold what was rolled back."""
+        try:
+            self.state.abort(session)  # type: ignore[attr-defined]
+        finally:
+            m = self.merchants.get(session.token)
+            if m is not None:
+                m.seq = -1
+
+    @contextlib.contextmanager
+    def locked(self, token: str) -> Iterator[Merchant]:
+        """A session of its own (blocking): the merchant, current, for the block; what the
+        block changed is committed when it ends."""
+        state = self.state
+        session = state.lock(token)  # type: ignore[attr-defined]
+        bound = state.bind(session)  # type: ignore[attr-defined]
+        done = False
+        try:
+            m = self.enter(session) or self.merchant(token)
+            yield m
+            m = self.merchants.get(token) or m
+            ob = m.extra.get("webhooks")
+            if ob is not None:
+                ob.drain()
+            m.flush()
+            self.finish(session)
+            done = True
+        finally:
+            if not done:
+                self.abandon(session)
+            state.unbind(bound)  # type: ignore[attr-defined]
 
     def close(self) -> None:
         self.flush_all()

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
+import weakref
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,7 +25,7 @@ from orderfsm.rules import violation
 from ..http import (decode_cursor, encode_cursor, execute, json_response, merchant_of, query_limit,
                     query_sort_order, read_body, strip_nulls)
 from ..outbox import (EVENT_TYPES, RETRY_WINDOW, STATUSES, Dispatcher, Outbox, Subscription,
-                      host_problem, url_problem)
+                      _deliverer, host_problem, url_problem)
 from ..validation import validate_query
 
 __all__ = ["router", "install"]
@@ -80,9 +83,12 @@ class _DrainEvents:
 
 def install(app: Any) -> None:
     """Give the app a delivery worker and every merchant (present and future) an outbox."""
-    dispatcher = Dispatcher()
-    app.state.webhooks = dispatcher
     store = app.state.store
+    dispatcher = Dispatcher(store if store.state.shared else None)
+    app.state.webhooks = dispatcher
+    if dispatcher.shared is not None:
+        threading.Thread(target=_deliverer, args=(weakref.ref(dispatcher),),
+                         name="orderfsm-deliverer", daemon=True).start()
     store.on_new_merchant.append(dispatcher.attach)
     for merchant in list(store.merchants.values()):
         dispatcher.attach(merchant)
@@ -316,9 +322,30 @@ async def flush(request: Request):
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
             or not 0 <= timeout <= _MAX_FLUSH:
         raise _bad("timeout_seconds", f"timeout_seconds must be a number from 0 to {_MAX_FLUSH:g}.")
+    if ob.dispatcher.shared is not None:
+        idle, summary = await run_in_threadpool(_wait_shared, ob.dispatcher.shared,
+                                                ob.merchant.token, float(timeout))
+        return json_response({"idle": idle, **summary})
     ob.drain()
     idle = await run_in_threadpool(ob.dispatcher.wait_idle, ob, float(timeout))
     return json_response({"idle": idle, **ob.summary()})
+
+
+def _wait_shared(store: Any, token: str, timeout: float) -> tuple[bool, dict[str, Any]]:
+    """Shared stores: another process may be the one delivering, so look at the merchant as
+    the database has it, until nothing due is left unattempted."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with store.locked(token) as m:
+            ob = m.extra.get("webhooks")
+            with ob.lock:
+                busy = ob.busy(ob.now()) or token in ob.dispatcher.sending_tokens
+                summary = ob.summary()
+        if not busy:
+            return True, summary
+        if time.monotonic() >= deadline:
+            return False, summary
+        time.sleep(0.02)
 
 
 @router.get("/_sim/webhooks")

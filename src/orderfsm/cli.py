@@ -226,17 +226,21 @@ def serve(
                                           "every merchant's catalog starts with.")] = None,
     db: Annotated[str | None, typer.Option(
         "--db", envvar="ORDERFSM_DB", show_default=False,
-        help="Where state lives: a SQLite file path, a sqlite:///PATH URL, or 'memory'. "
+        help="Where state lives: a SQLite file path, a sqlite:///PATH URL, 'memory', or "
+             "postgresql://USER@HOST:PORT/DB (shared by --workers and other hosts). "
              "Default: .orderfsm/state.sqlite3 under the working directory.")] = None,
     fresh: Annotated[bool, typer.Option(
         "--fresh", help="Wipe the stored state before starting.")] = False,
     durability: Annotated[str, typer.Option(
         "--durability", help="normal: a response is stored before it is sent and survives "
                              "kill -9; full: also survives power loss (slower).")] = "normal",
+    workers: Annotated[int, typer.Option(
+        "--workers", envvar="ORDERFSM_WORKERS", min=1,
+        help="Worker processes on the one port; more than 1 needs a postgresql:// --db.")] = 1,
 ) -> None:
     """Run the Square simulator under uvicorn and print its base URL."""
     from .logs import LEVELS, configure
-    from .store import DEFAULT_DB, open_store
+    from .store import DEFAULT_DB, is_postgres, open_store
     from .rules import Variants
     from .simulator import _free_port, create_app, serve_forever
 
@@ -260,6 +264,10 @@ def serve(
     if durability not in ("normal", "full"):
         _fail(f"--durability must be normal or full, not {durability!r}")
     allow = tuple(h.strip().lower() for h in (webhook_allow or "").split(",") if h.strip())
+    if workers > 1 and not is_postgres(db):
+        _fail(f"--workers {workers} needs a PostgreSQL database (--db postgresql://USER@HOST:"
+              "PORT/DB): with a SQLite file or memory each process would keep its own copy of "
+              "every merchant and they would disagree")
     try:
         state = open_store(db or DEFAULT_DB, durability=durability)
     except (ValueError, OSError, RuntimeError) as exc:
@@ -268,19 +276,28 @@ def serve(
         _fail(f"cannot open the state store {db or DEFAULT_DB}: {exc}")
     if fresh:
         state.wipe()
-    configure(log_level, log_format, quiet=quiet)
-    application = create_app(variants=dict(variants), seed=seed,
-                             refund_settle_seconds=refund_settle_seconds, db=state)
-    application.state.config.catalog = seed_catalog
-    application.state.config.webhook_allow = allow
+    if workers > 1:
+        # The workers open the database themselves; the migrations ran above, once.
+        application = None
+        restored = len(state.merchants())
+        state.close()
+    else:
+        configure(log_level, log_format, quiet=quiet)
+        application = create_app(variants=dict(variants), seed=seed,
+                                 refund_settle_seconds=refund_settle_seconds, db=state)
+        application.state.config.catalog = seed_catalog
+        application.state.config.webhook_allow = allow
+        restored = application.state.store.restored
     base = f"http://{host}:{port}"
     out = _out()
     out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")
-    restored = application.state.store.restored
     where = state.location if state.durable else "memory (lost when the server stops)"
+    if state.shared:
+        detail = f"; {workers} worker{'s' if workers != 1 else ''}"
+    else:
+        detail = f" (durability {durability})" if state.durable else ""
     out.print(f"state: {where}; restored {restored} merchant{'s' if restored != 1 else ''}"
-              + (f" (durability {durability})" if state.durable else ""), markup=False,
-              soft_wrap=True)
+              + detail, markup=False, soft_wrap=True)
     changed = variants.non_default()
     if changed:
         out.print("variants: " + ", ".join(f"{k}={v}" for k, v in changed.items()))
@@ -291,7 +308,112 @@ def serve(
         f'client = Square(token="sandbox-token", base_url="{base}")\n'
         "print(client.locations.list().locations[0].id)\n", markup=False)
     sys.stdout.flush()
+    if application is None:
+        from .workers import run_workers
+
+        run_workers(host, port, workers, {
+            "db": db, "variants": dict(variants), "seed": seed,
+            "refund_settle_seconds": refund_settle_seconds, "catalog": seed_catalog,
+            "webhook_allow": list(allow), "log_level": log_level, "log_format": log_format,
+            "quiet": quiet})
+        return
     serve_forever(host, port, application, log_level="warning")
+
+
+# --------------------------------------------------------------------------------- db
+
+db_app = typer.Typer(name="db", help="The state store's schema: upgrade it, check it.",
+                     no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DbOption = Annotated[str | None, typer.Option(
+    "--db", envvar="ORDERFSM_DB", show_default=False,
+    help="A SQLite file path, a sqlite:///PATH URL, or postgresql://USER@HOST:PORT/DB. "
+         "Default: .orderfsm/state.sqlite3 under the working directory.")]
+
+
+def _sqlite_path(db: str) -> str:
+    return db[len("sqlite:///"):] if db.startswith("sqlite:///") else db
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOption = None) -> None:
+    """Apply the schema migrations the database lacks (serve applies them at start too)."""
+    from .store import DEFAULT_DB, open_store
+    from .store.schema import SCHEMA_VERSION
+
+    target = db or DEFAULT_DB
+    if target in ("memory", ":memory:"):
+        _fail("a memory store has no schema to upgrade")
+    try:
+        state = open_store(target)
+    except Exception as exc:
+        _fail(f"cannot open the state store {target}: {exc}")
+    try:
+        before = state.upgraded_from
+        where = state.location
+    finally:
+        state.close()
+    if before == SCHEMA_VERSION:
+        typer.echo(f"{where}: schema version {SCHEMA_VERSION} (already current)")
+    else:
+        typer.echo(f"{where}: schema version {SCHEMA_VERSION} (was {before})")
+
+
+@db_app.command("check")
+def db_check(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Print the schema version and the counts of merchants, orders, payments and refunds
+    (nothing is changed: an old schema is reported, not upgraded)."""
+    import os
+    import sqlite3
+
+    from .store import DEFAULT_DB, is_postgres
+    from .store.base import store_stats
+    from .store.schema import SCHEMA_VERSION
+
+    target = db or DEFAULT_DB
+    try:
+        if is_postgres(target):
+            from .store.postgres import PostgresStore
+
+            state = PostgresStore(target, migrate=False)
+            where = state.location
+            try:
+                stats = state.stats()
+            finally:
+                state.close()
+        else:
+            if target in ("memory", ":memory:") or "://" in target \
+                    and not target.startswith("sqlite:///"):
+                _fail(f"not a database URL or path: {target}")
+            path = os.path.abspath(_sqlite_path(target))
+            if not os.path.exists(path):
+                _fail(f"no database at {path}")
+            where = path
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                stats = store_stats(conn)
+            finally:
+                conn.close()
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        _fail(f"cannot read the state store {target}: {exc}")
+    version = stats["schema_version"]
+    if as_json:
+        typer.echo(json.dumps({"database": where, **stats, "current_schema_version":
+                               SCHEMA_VERSION}))
+        return
+    note = ("current" if version == SCHEMA_VERSION
+            else f"this orderfsm uses {SCHEMA_VERSION}: run `orderfsm db upgrade`"
+            if version < SCHEMA_VERSION else f"newer than this orderfsm's {SCHEMA_VERSION}")
+    typer.echo(f"database: {where}")
+    typer.echo(f"schema version: {version} ({note})")
+    for name in ("merchants", "orders", "payments", "refunds"):
+        typer.echo(f"{name}: {stats[name]}")
 
 
 def _load_catalog(path: Path) -> list:

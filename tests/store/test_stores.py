@@ -1,4 +1,5 @@
-"""The store interface, the same contract for the memory and the SQLite store."""
+"""The store interface, the same contract for the memory, the SQLite and the PostgreSQL store
+(against a real server from the ``pg_url`` fixture)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,16 @@ from orderfsm.store import DELETE, MemoryStore, RecordMap, SQLiteStore, open_sto
 from orderfsm.store import schema
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request, tmp_path):
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(str(tmp_path / "s.db"))
+    if request.param == "postgres":
+        from orderfsm.store.postgres import PostgresStore
+
+        s = PostgresStore(request.getfixturevalue("pg_url"))
+    elif request.param == "memory":
+        s = MemoryStore()
+    else:
+        s = SQLiteStore(str(tmp_path / "s.db"))
     yield s
     s.close()
 
@@ -150,7 +158,7 @@ def test_open_store(tmp_path, db, kind) -> None:
     s.close()
 
 
-@pytest.mark.parametrize("db", ["postgresql://x/y", "sqlite://relative", "sqlite:///", ""])
+@pytest.mark.parametrize("db", ["mysql://x/y", "sqlite://relative", "sqlite:///", ""])
 def test_open_store_refuses(db) -> None:
     with pytest.raises(ValueError):
         open_store(db)

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -1162,7 +1163,7 @@ def _deliverer(ref: "weakref.ReferenceType[Dispatcher]") -> None:
             break
         try:
             if conn is None:
-                conn = dispatcher.shared.state.listener()
+                conn = dispatcher.shared.state.listener(f"orderfsm-deliverer-{os.getpid()}")
             if not dispatcher.leader:
                 got = conn.execute("SELECT pg_try_advisory_lock(%s)",
                                    (DELIVERY_LOCK,)).fetchone()[0]

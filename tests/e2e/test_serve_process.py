@@ -29,9 +29,10 @@ CANCEL_AFTER_PAYMENT = {"errors": [{
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen, base_url: str, stdout: str, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen, base_url: str, stdout: str, log: Path,
+                 http: httpx.Client | None = None) -> None:
         self.proc, self.base_url, self.stdout, self.log = proc, base_url, stdout, log
-        self.http = httpx.Client()
+        self.http = http or httpx.Client()
 
     def client(self, token: str) -> Square:
         return Square(token=token, base_url=self.base_url, httpx_client=self.http)
@@ -42,7 +43,7 @@ def _cli(*args: str, **kw: Any) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "orderfsm.cli", *args], env=env, text=True, **kw)
 
 
-def _start(tmp: Path, *extra: str) -> Iterator[Server]:
+def _start(tmp: Path, *extra: str, http: httpx.Client | None = None) -> Iterator[Server]:
     log = tmp / "server.log"
     with log.open("w") as err:
         # The working directory holds the default state file (.orderfsm/state.sqlite3).
@@ -74,7 +75,7 @@ def _start(tmp: Path, *extra: str) -> Iterator[Server]:
             line = proc.stdout.readline()
             assert line, "".join(seen)
             seen.append(line)
-        server = Server(proc, base, "".join(seen), log)
+        server = Server(proc, base, "".join(seen), log, http)
         try:
             yield server
         finally:
@@ -89,15 +90,34 @@ def _start(tmp: Path, *extra: str) -> Iterator[Server]:
         proc.stdout.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    yield from _start(tmp_path_factory.mktemp("serve"), "--seed", "3")
+#: The suite runs against the default SQLite store, and against two worker processes sharing a
+#: PostgreSQL database (``pg_server``). There the client opens a new connection per request, so
+#: consecutive requests land on either worker and each must see what the other one did.
+STORES = ["sqlite", "postgres-2-workers"]
 
 
-@pytest.fixture(scope="module")
-def strict_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _store_args(request: pytest.FixtureRequest, name: str) -> tuple[tuple[str, ...], Any]:
+    if request.param == "sqlite":
+        return (), None
+    url = request.getfixturevalue("pg_server").create_database(f"{name}_{os.getpid()}")
+    return (("--db", url, "--workers", "2"),
+            httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)))
+
+
+@pytest.fixture(scope="module", params=STORES)
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    args, http = _store_args(request, "e2e_serve")
+    yield from _start(tmp_path_factory.mktemp("serve"), "--seed", "3", *args, http=http)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def strict_server(request: pytest.FixtureRequest,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    args, http = _store_args(request, "e2e_strict")
     yield from _start(tmp_path_factory.mktemp("serve-never"), "--variant",
-                      "cancel_after_payment=never", "--refund-settle-seconds", "60")
+                      "cancel_after_payment=never", "--refund-settle-seconds", "60", *args,
+                      http=http)
 
 
 def usd(amount: int) -> dict[str, Any]:

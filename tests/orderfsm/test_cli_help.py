@@ -85,13 +85,23 @@ def test_serve_rejects_a_port_in_use() -> None:
 
 
 @pytest.mark.parametrize("db, message", [
-    ("postgresql://localhost/shop", "unsupported store URL scheme 'postgresql'"),
+    ("mysql://localhost/shop", "unsupported store URL scheme 'mysql'"),
+    ("postgresql://postgres@127.0.0.1:1/shop?connect_timeout=3",
+     "cannot connect to postgresql://postgres@127.0.0.1:1/shop"),
     ("sqlite://relative.db", "sqlite:///relative/path"),
 ])
 def test_serve_rejects_a_store_it_cannot_open(db: str, message: str) -> None:
     result = invoke("serve", "--port", "0", "--db", db)
     assert result.exit_code == 2
     assert "cannot open the state store" in result.stderr and message in result.stderr
+    assert "listening" not in result.stdout
+
+
+@pytest.mark.parametrize("db", [None, "memory", "sqlite:///x.db"])
+def test_serve_refuses_several_workers_without_postgres(db) -> None:
+    result = invoke("serve", "--port", "0", "--workers", "2", *(("--db", db) if db else ()))
+    assert result.exit_code == 2
+    assert "--workers 2 needs a PostgreSQL database" in result.stderr
     assert "listening" not in result.stdout
 
 

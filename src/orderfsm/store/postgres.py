@@ -417,10 +417,12 @@ class PostgresStore(StateStore):
     def table(self, gen: int, kind: str, cache: int | None = None) -> RecordMap:
         return RecordMap(self, gen, kind, self.cache if cache is None else cache).track()
 
-    def listener(self) -> Any:
+    def listener(self, name: str = "orderfsm") -> Any:
         """A connection of its own (autocommit), for advisory locks held as long as it lives
-        and for LISTEN."""
-        return self._connect()
+        and for LISTEN. ``name`` is its application_name (pg_stat_activity shows it)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        return self._pg.connect(self.url, autocommit=True, application_name=name)
 
     def close(self) -> None:
         if self._closed:

@@ -292,10 +292,9 @@ def serve(
     out = _out()
     out.print(f"orderfsm simulator listening on [bold]{base}[/bold]")
     where = state.location if state.durable else "memory (lost when the server stops)"
+    detail = f" (durability {durability})" if state.durable else ""
     if state.shared:
-        detail = f"; {workers} worker{'s' if workers != 1 else ''}"
-    else:
-        detail = f" (durability {durability})" if state.durable else ""
+        detail = f"; {workers} worker{'s' if workers != 1 else ''}{detail}"
     out.print(f"state: {where}; restored {restored} merchant{'s' if restored != 1 else ''}"
               + detail, markup=False, soft_wrap=True)
     changed = variants.non_default()
@@ -315,7 +314,7 @@ def serve(
             "db": db, "variants": dict(variants), "seed": seed,
             "refund_settle_seconds": refund_settle_seconds, "catalog": seed_catalog,
             "webhook_allow": list(allow), "log_level": log_level, "log_format": log_format,
-            "quiet": quiet})
+            "quiet": quiet, "durability": durability})
         return
     serve_forever(host, port, application, log_level="warning")
 

@@ -27,7 +27,8 @@ def worker_app() -> Any:
     options = json.loads(os.environ[CONFIG_ENV])
     configure(options["log_level"], options["log_format"], quiet=options["quiet"])
     app = create_app(variants=options["variants"], seed=options["seed"],
-                     refund_settle_seconds=options["refund_settle_seconds"], db=options["db"])
+                     refund_settle_seconds=options["refund_settle_seconds"], db=options["db"],
+                     durability=options["durability"])
     app.state.config.catalog = options["catalog"]
     app.state.config.webhook_allow = tuple(options["webhook_allow"])
     return app

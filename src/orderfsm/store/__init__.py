@@ -30,7 +30,8 @@ def is_postgres(db: Any) -> bool:
 def open_store(db: Any = None, *, durability: str = "normal") -> StateStore:
     """A store from ``db``: a :class:`StateStore` (returned as is), None or ``"memory"`` (a new
     memory store), ``sqlite:///PATH`` or a file path (a SQLite store), or a
-    ``postgresql://`` URL (a PostgreSQL store; ``durability`` is then the server's business)."""
+    ``postgresql://`` URL (a PostgreSQL store: ``durability`` normal commits without waiting
+    for the server's disk, full waits)."""
     if isinstance(db, StateStore):
         return db
     if db is None or db == "memory" or db == ":memory:":
@@ -42,7 +43,7 @@ def open_store(db: Any = None, *, durability: str = "normal") -> StateStore:
     if is_postgres(db):
         from .postgres import PostgresStore
 
-        return PostgresStore(db)
+        return PostgresStore(db, durability=durability)
     if db.startswith("sqlite:"):
         if not db.startswith("sqlite:///"):
             raise ValueError("a SQLite URL looks like sqlite:///relative/path or "

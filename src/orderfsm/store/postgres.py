@@ -97,9 +97,17 @@ class PostgresStore(StateStore):
     durable = True
     shared = True
 
-    def __init__(self, url: str, *, cache: int = 5000, migrate: bool = True) -> None:
+    def __init__(self, url: str, *, durability: str = "normal", cache: int = 5000,
+                 migrate: bool = True) -> None:
+        if durability not in ("normal", "full"):
+            raise ValueError("durability must be 'normal' or 'full'")
         self._pg = driver()
         self.url = url
+        self.durability = durability
+        # normal: a commit is in the server's memory before the response, and survives the
+        # simulator being killed (the server writes it out within a fraction of a second);
+        # full: the server has flushed it to disk, so it survives the server's machine too.
+        self._options = "-c synchronous_commit=" + ("on" if durability == "full" else "off")
         self.location = redact(url)
         self.cache = cache
         self._pool: list[Any] = []
@@ -119,7 +127,7 @@ class PostgresStore(StateStore):
     def _connect(self) -> Any:
         if self._closed:
             raise RuntimeError("the store is closed")
-        return self._pg.connect(self.url, autocommit=True)
+        return self._pg.connect(self.url, autocommit=True, options=self._options)
 
     def _take(self) -> Any:
         with self._pool_lock:

@@ -78,7 +78,7 @@ class Session:
     """A transaction holding one merchant's row. ``gen`` and ``seq`` are the row's values
     (updated when the session changes them); ``dirty`` says whether anything was written."""
 
-    __slots__ = ("conn", "token", "gen", "seq", "dirty", "done", "after")
+    __slots__ = ("conn", "token", "gen", "seq", "dirty", "done", "after", "queued")
 
     def __init__(self, conn: Any, token: str, gen: int, seq: int) -> None:
         self.conn = conn
@@ -88,6 +88,9 @@ class Session:
         self.dirty = False
         self.done = False
         self.after: list[int] = []  # generations to discard once committed
+        # Writes not sent yet: they go with the COMMIT, in one round trip (or before the
+        # session's next read).
+        self.queued: list[tuple[int, Mapping[Key, Any]]] = []
 
     def __repr__(self) -> str:
         return f"Session({self.token!r}, gen={self.gen}, seq={self.seq})"
@@ -173,6 +176,7 @@ class PostgresStore(StateStore):
         writes), or on a pooled one."""
         s = self._bound.get()
         if s is not None and not s.done:
+            self._send_queued(s)
             return s.conn.execute(sql, params).fetchall()
         with self._conn() as conn:
             return conn.execute(sql, params).fetchall()
@@ -212,10 +216,12 @@ class PostgresStore(StateStore):
         conn = self._take()
         suffix = "" if wait else " NOWAIT"
         try:
-            conn.execute("BEGIN")
             try:
-                row = conn.execute("SELECT gen, seq FROM merchants WHERE token = %s FOR UPDATE"
-                                   + suffix, (token,)).fetchone()
+                with conn.pipeline():  # one round trip
+                    conn.execute("BEGIN")
+                    cur = conn.execute("SELECT gen, seq FROM merchants WHERE token = %s "
+                                       "FOR UPDATE" + suffix, (token,))
+                row = cur.fetchone()
                 if row is None:
                     conn.execute("INSERT INTO merchants (token, gen, seq) VALUES (%s, 0, 0) "
                                  "ON CONFLICT (token) DO NOTHING", (token,))
@@ -249,14 +255,21 @@ class PostgresStore(StateStore):
             return
         conn = s.conn
         try:
-            if s.dirty and s.gen:
-                row = conn.execute(
-                    "UPDATE merchants SET seq = seq + 1, pending = COALESCE(%s, pending) "
-                    "WHERE token = %s RETURNING gen, seq", (pending, s.token)).fetchone()
+            with conn.pipeline():  # the writes, the counter and COMMIT: one round trip
+                for gen, changes in s.queued:
+                    self._write(conn, gen, changes)
+                s.queued = []
+                cur = None
+                if s.dirty and s.gen:
+                    cur = conn.execute(
+                        "UPDATE merchants SET seq = seq + 1, pending = COALESCE(%s, pending) "
+                        "WHERE token = %s RETURNING gen, seq", (pending, s.token))
+                    if pending:
+                        conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, s.token))
+                conn.execute("COMMIT")
+            if cur is not None:
+                row = cur.fetchone()
                 s.gen, s.seq = int(row[0]), int(row[1])
-                if pending:
-                    conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, s.token))
-            conn.execute("COMMIT")
         except BaseException:
             s.done = True
             conn.close()
@@ -304,6 +317,7 @@ class PostgresStore(StateStore):
         s = self.current()
         if s is not None and s.token == token:
             previous = s.gen
+            self._send_queued(s)
             s.conn.execute("UPDATE merchants SET gen = %s WHERE token = %s", (gen, token))
             s.gen = gen
             s.dirty = True
@@ -326,31 +340,42 @@ class PostgresStore(StateStore):
                 puts[_table(kind)].append([gen, kind, ident, RECORD_VERSION, _dumps(value)])
         count = len(puts["records"]) + len(puts["churn"])
         if count:
-            # Positions in the order first written (an update keeps the row's position).
-            row = conn.execute("UPDATE generations SET next_ord = next_ord + %s WHERE gen = %s "
-                               "RETURNING next_ord", (count, gen)).fetchone()
-            position = (int(row[0]) if row else count) - count
+            # Positions in the order first written (an update keeps the row's position): the
+            # generation's counter moves on by ``count`` and the rows take the values below
+            # it, computed by the server so that no answer is awaited before the inserts.
+            conn.execute("UPDATE generations SET next_ord = next_ord + %s WHERE gen = %s",
+                         (count, gen))
+            behind = count
             for table in TABLES:
                 for put in puts[table]:
-                    position += 1
-                    put.append(position)
+                    put += (gen, behind)
+                    behind -= 1
         with conn.cursor() as cur:
             for table in TABLES:
                 if puts[table]:
                     cur.executemany(
                         f"INSERT INTO {table} (gen, kind, id, v, data, ord) "
-                        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (gen, kind, id) "
+                        "VALUES (%s, %s, %s, %s, %s, COALESCE((SELECT next_ord FROM "
+                        "generations WHERE gen = %s), 0) - %s + 1) "
+                        "ON CONFLICT (gen, kind, id) "
                         "DO UPDATE SET v = excluded.v, data = excluded.data", puts[table])
                 if deletes[table]:
                     cur.executemany(f"DELETE FROM {table} WHERE gen = %s AND kind = %s "
                                     "AND id = %s", deletes[table])
+
+    def _send_queued(self, s: Session) -> None:
+        if s.queued:
+            queued, s.queued = s.queued, []
+            with s.conn.pipeline():
+                for gen, changes in queued:
+                    self._write(s.conn, gen, changes)
 
     def commit(self, gen: int, changes: Mapping[Key, Any]) -> None:
         if not changes:
             return
         s = self.current()
         if s is not None:
-            self._write(s.conn, gen, changes)
+            s.queued.append((gen, dict(changes)))
             s.dirty = True
             return
         with self._tx() as conn:

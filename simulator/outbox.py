@@ -860,14 +860,25 @@ class Outbox:
             job = self._job(d, test=True)
         if job is None:
             return Attempt(1, d.event.at, None, None, "subscription gone")
+        attempt = self.send_once(job)
+        self.record_test_attempt(d, attempt, job)
+        return attempt
+
+    def send_once(self, job: _Job) -> Attempt:
+        """Send a test delivery's job (on the calling thread, off the event loop)."""
         with self.dispatcher.test_client_lock:
             attempt, _ = _send(self.dispatcher.test_client(), job)
+        return attempt
+
+    def record_test_attempt(self, d: Delivery, attempt: Attempt, job: _Job | None) -> None:
         with self.lock:
             d.in_flight = False
+            self._dirty_events.add(d.event.event_id)
+            if job is None:
+                return
             d.attempts.append(attempt)
             self._finish(d, "delivered" if attempt.ok else "failed", job.at)
             self.lock.notify_all()
-        return attempt
 
 
 # ================================================================ sending

@@ -357,3 +357,40 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(workers) -> No
         "idempotency_key": key, "source_id": "cnon:card-nonce-ok", "amount_money": _usd(amount)})
     assert replay["payment"]["id"] == pid
     assert len({pid for _, pid, _ in acked.values()}) == len(acked)
+
+
+def test_a_test_notification_whose_receiver_calls_back_does_not_wait_for_itself(workers):
+    """TestWebhookSubscription holds the merchant only around recording the event and the
+    attempt: a receiver that calls the same merchant before answering gets its answer."""
+    token = "test-callback"
+    seen: list[int] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers["content-length"]))
+            for _ in range(3):  # any worker may take these
+                seen.append(workers.call("GET", "/v2/orders/nope", token, timeout=5).status_code)
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.daemon_threads = True
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        sub = workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
+            "event_types": ["payment.created"],
+            "notification_url": f"http://127.0.0.1:{receiver.server_port}/hook"}})
+        started = time.monotonic()
+        result = workers.ok("POST", f"/v2/webhooks/subscriptions/{sub['subscription']['id']}"
+                                    "/test", token, {})["subscription_test_result"]
+        assert result["status_code"] == 200 and seen == [404, 404, 404]
+        assert time.monotonic() - started < 8
+        [event] = workers.ok("GET", "/_sim/events", token)["events"]
+        assert event["event_id"] == result["id"] and event["test"]
+        assert [d["status"] for d in event["deliveries"]] == ["delivered"]
+    finally:
+        receiver.shutdown()

@@ -185,6 +185,16 @@ class _MerchantTurns:
         self.app = app
         self.store = store
         self.locks: dict[str, asyncio.Lock] = {}
+        self._pool: Any = None
+
+    @property
+    def pool(self) -> Any:
+        """Threads for a shared store's round trips (made on first use)."""
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(8, thread_name_prefix="orderfsm-db")
+        return self._pool
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -239,9 +249,10 @@ class _MerchantTurns:
         this process's copy brought up to date first; the response starts after COMMIT."""
         store = self.store
         state = store.state
-        session = state.lock(token, wait=False)
-        if session is None:  # another process has the merchant: wait off the event loop
-            session = await asyncio.to_thread(state.lock, token)
+        loop = asyncio.get_running_loop()
+        # The round trips to the database run on threads: while one request waits for its
+        # lock or its COMMIT, the event loop serves other merchants' requests.
+        session = await loop.run_in_executor(self.pool, state.lock, token)
         bound = state.bind(session)
         committed = False
         try:
@@ -253,7 +264,7 @@ class _MerchantTurns:
                     m = store.merchants.get(token)
                     if m is not None:
                         m.flush()
-                    store.finish(session)
+                    await loop.run_in_executor(self.pool, store.finish, session)
                     committed = True
                 await send(message)
 

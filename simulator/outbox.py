@@ -1168,42 +1168,21 @@ def _deliverer(ref: "weakref.ReferenceType[Dispatcher]") -> None:
 
     conn = None
     last_poll = 0.0
+    failing = False
     while True:
         dispatcher = ref()
         if dispatcher is None or dispatcher.closed:
             break
         try:
-            if conn is None:
-                conn = dispatcher.shared.state.listener(f"orderfsm-deliverer-{os.getpid()}")
-            if not dispatcher.leader:
-                got = conn.execute("SELECT pg_try_advisory_lock(%s)",
-                                   (DELIVERY_LOCK,)).fetchone()[0]
-                if not got:
-                    del dispatcher
-                    time.sleep(1.0)
-                    continue
-                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                with dispatcher.cv:
-                    dispatcher.leader = True
-                last_poll = 0.0
-            if time.monotonic() - last_poll > dispatcher.POLL:
-                last_poll = time.monotonic()
-                dispatcher.sync()
-            dispatcher.start()
-            del dispatcher
-            tokens = {n.payload for n in conn.notifies(timeout=1.0, stop_after=1)}
-            # A burst of commits: take what else arrived without waiting.
-            dispatcher = ref()
-            if dispatcher is None:
-                break
-            if tokens:
-                tokens |= {n.payload for n in conn.notifies(timeout=0.001, stop_after=1000)}
-                dispatcher.sync(tokens)
-        except Exception:
-            log.exception("webhook deliverer error")
-            if dispatcher is not None:
-                with dispatcher.cv:
-                    dispatcher.leader = False
+            tokens = _deliverer_step(dispatcher, conn, last_poll, DELIVERY_LOCK, NOTIFY_CHANNEL)
+            conn, last_poll = tokens.pop("conn"), tokens.pop("last_poll")
+            failing = False
+        except Exception as exc:
+            if not failing:  # once per outage, not once a second
+                log.warning("webhook deliverer: %s; retrying every second", exc)
+            failing = True
+            with dispatcher.cv:
+                dispatcher.leader = False
             if conn is not None:
                 try:
                     conn.close()
@@ -1215,6 +1194,31 @@ def _deliverer(ref: "weakref.ReferenceType[Dispatcher]") -> None:
         dispatcher = None
     if conn is not None:
         conn.close()
+
+
+def _deliverer_step(dispatcher: Dispatcher, conn: Any, last_poll: float, lock_key: int,
+                    channel: str) -> dict[str, Any]:
+    """One turn of :func:`_deliverer`: take the lock if free, then wait up to a second for
+    notifications and bring the merchants they name up to date."""
+    if conn is None:
+        conn = dispatcher.shared.state.listener(f"orderfsm-deliverer-{os.getpid()}")
+    if not dispatcher.leader:
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()[0]:
+            time.sleep(1.0)
+            return {"conn": conn, "last_poll": last_poll}
+        conn.execute(f"LISTEN {channel}")
+        with dispatcher.cv:
+            dispatcher.leader = True
+        last_poll = 0.0
+    if time.monotonic() - last_poll > dispatcher.POLL:
+        last_poll = time.monotonic()
+        dispatcher.sync()
+    dispatcher.start()
+    tokens = {n.payload for n in conn.notifies(timeout=1.0, stop_after=1)}
+    if tokens:  # a burst of commits: take what else arrived without waiting
+        tokens |= {n.payload for n in conn.notifies(timeout=0.001, stop_after=1000)}
+        dispatcher.sync(tokens)
+    return {"conn": conn, "last_poll": last_poll}
 
 
 def _drain_hook(merchant: Any) -> None:

@@ -394,3 +394,38 @@ def test_a_test_notification_whose_receiver_calls_back_does_not_wait_for_itself(
         assert [d["status"] for d in event["deliveries"]] == ["delivered"]
     finally:
         receiver.shutdown()
+
+
+def test_each_delivery_is_attempted_once_whichever_worker_recorded_it(workers) -> None:
+    token = "deliver-once"
+    got: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"])))[
+                "event_id"])
+            self.send_response(200)
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.daemon_threads = True
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    try:
+        workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
+            "event_types": ["payment.created"],
+            "notification_url": f"http://127.0.0.1:{receiver.server_port}/hook"}})
+        _together([lambda i=i: workers.call("POST", "/v2/payments", token, {
+            "idempotency_key": f"k{i}", "source_id": "cnon:card-nonce-ok",
+            "amount_money": _usd(100 + i)}) for i in range(20)])
+        body = workers.ok("POST", "/_sim/webhooks/flush", token, {"timeout_seconds": 30})
+        assert body["idle"] and body["deliveries"]["delivered"] == 20, body
+        events = workers.ok("GET", "/_sim/events?type=payment.created", token)["events"]
+        assert len(events) == 20
+        assert sorted(got) == sorted(e["event_id"] for e in events)  # each once
+        assert all(len(e["deliveries"][0]["attempts"]) == 1 for e in events)
+    finally:
+        receiver.shutdown()

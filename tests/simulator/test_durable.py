@@ -63,8 +63,12 @@ def receiver() -> Iterator[_Receiver]:
     r.close()
 
 
-@pytest.fixture
-def db(tmp_path) -> str:
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request, tmp_path) -> str:
+    """A SQLite file, or a PostgreSQL database (``pg_url``): a reopen is then a second app on
+    the same database, as another process would be."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg_url")
     return str(tmp_path / "state.sqlite3")
 
 

@@ -200,3 +200,20 @@ def test_a_postgres_url_without_the_driver_names_the_extra(monkeypatch) -> None:
 def test_an_unreachable_server_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="cannot connect to postgresql://u:\\*\\*\\*@"):
         PostgresStore("postgresql://u:secret@127.0.0.1:1/x?connect_timeout=2")
+
+
+def test_left_over_generations_are_dropped_at_open_but_not_young_ones(pg_url) -> None:
+    s = PostgresStore(pg_url)
+    live, old, young = s.new_generation(), s.new_generation(), s.new_generation()
+    s.commit(live, {("meta", "engine"): {}})
+    s.activate("t", live)
+    s.write_bulk(old, [("order", "o", {})])  # a restore cut short, long ago
+    s.write_bulk(young, [("order", "y", {})])  # one being written right now
+    with _raw(pg_url) as db:
+        db.execute("UPDATE generations SET created = created - 7200 WHERE gen = %s", (old,))
+    s.close()
+    again = PostgresStore(pg_url)
+    assert again.get(old, "order", "o") is None
+    assert again.get(young, "order", "y") == {}
+    assert again.get(live, "meta", "engine") == {}
+    again.close()

@@ -238,7 +238,10 @@ class RecordMap(MutableMapping):
 
 def store_stats(db: Any) -> dict[str, int]:
     """``stats`` for a SQL store, over a DB-API connection (the SQL is the same for both)."""
-    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except Exception:  # an empty database: no tables yet
+        return {"schema_version": 0, "merchants": 0, "orders": 0, "payments": 0, "refunds": 0}
     out = {"schema_version": int(row[0]) if row else 0}
     out["merchants"] = int(db.execute(
         "SELECT COUNT(*) FROM merchants WHERE gen > 0").fetchone()[0])

@@ -30,6 +30,7 @@ import contextvars
 import json
 import re
 import threading
+import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
@@ -49,6 +50,8 @@ DELIVERY_LOCK = 0x6F72646672_03
 NOTIFY_CHANNEL = "orderfsm_outbox"
 #: Idle connections kept per store.
 POOL = 16
+#: Seconds after which a generation no token points at is taken for left over.
+ORPHAN_AGE = 3600.0
 MISSING_DRIVER = ("a postgresql:// store needs the PostgreSQL driver psycopg 3: "
                   "pip install 'orderfsm[postgres]'")
 
@@ -125,6 +128,7 @@ class PostgresStore(StateStore):
         self._give(conn)
         if migrate:
             self.migrate()
+            self.drop_orphans()
 
     # ---------------------------------------------------------------- connections
     def _connect(self) -> Any:
@@ -203,6 +207,19 @@ class PostgresStore(StateStore):
                          (str(SCHEMA_VERSION),))
         self.upgraded_from = version
         return version, SCHEMA_VERSION
+
+    def drop_orphans(self, older_than: float = ORPHAN_AGE) -> list[int]:
+        """Delete generations no token points at that were created more than ``older_than``
+        seconds ago: a restore cut short by a crash, or an old generation whose deletion did
+        not finish. Younger ones may be a restore another process is writing now."""
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT gen FROM generations WHERE created < %s "
+                "AND gen NOT IN (SELECT gen FROM merchants)",
+                (int(time.time() - older_than),)).fetchall()
+        for (gen,) in rows:
+            self.discard(int(gen))
+        return [int(gen) for (gen,) in rows]
 
     def stats(self) -> dict[str, int]:
         with self._conn() as conn:
@@ -309,8 +326,9 @@ class PostgresStore(StateStore):
     def new_generation(self) -> int:
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (GENERATION_LOCK,))
-            row = conn.execute("INSERT INTO generations (gen) SELECT COALESCE(MAX(gen), 0) + 1 "
-                               "FROM generations RETURNING gen").fetchone()
+            row = conn.execute("INSERT INTO generations (gen, created) "
+                               "SELECT COALESCE(MAX(gen), 0) + 1, %s FROM generations "
+                               "RETURNING gen", (int(time.time()),)).fetchone()
             return int(row[0])
 
     def activate(self, token: str, gen: int) -> int | None:

@@ -43,11 +43,14 @@ MIGRATIONS: list[list[str]] = [
     # (seq), bumped by every transaction that changes it, tells a process whether its copy in
     # memory is still current; pending counts its webhook deliveries not finished yet, so the
     # process that delivers finds the merchants with work. Records remember the order they were
-    # first written in (ord, from a counter per generation): PostgreSQL has no rowid.
+    # first written in (ord, from a counter per generation): PostgreSQL has no rowid. A
+    # generation's creation time (Unix seconds) tells a process starting up which generations
+    # no token points at are left over, not being written by another process right now.
     [
         "ALTER TABLE merchants ADD COLUMN seq BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE merchants ADD COLUMN pending BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE generations ADD COLUMN next_ord BIGINT NOT NULL DEFAULT 0",
+        "ALTER TABLE generations ADD COLUMN created BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE records ADD COLUMN ord BIGINT NOT NULL DEFAULT 0",
         "ALTER TABLE churn ADD COLUMN ord BIGINT NOT NULL DEFAULT 0",
     ],

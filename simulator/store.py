@@ -359,11 +359,12 @@ class Store:
 
     def _reload(self, token: str, gen: int, seq: int, old: Merchant | None) -> Merchant:
         chosen = self.variants.non_default()
-        with bulk_gc() as bulk:
+        # No collection while it loads, but nothing frozen either (as a start-up load is):
+        # a merchant reloaded again and again would leave every frozen copy behind.
+        with bulk_gc():
             m = self._load(token, gen)
             if m is None:
                 raise RuntimeError(f"generation {gen} of a merchant has no engine record")
-            bulk.records += sum(len(getattr(m.engine, attr)) for attr in ENGINE_TABLES)
             if chosen:
                 m.engine.variants = Variants({**dict(m.engine.variants), **chosen})
             m.seq = seq

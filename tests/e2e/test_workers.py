@@ -429,3 +429,30 @@ def test_each_delivery_is_attempted_once_whichever_worker_recorded_it(workers) -
         assert all(len(e["deliveries"][0]["attempts"]) == 1 for e in events)
     finally:
         receiver.shutdown()
+
+
+def test_a_reset_and_a_restore_are_seen_by_every_worker(workers) -> None:
+    token = "switch-gen"
+    for i in range(3):
+        workers.ok("POST", "/v2/payments", token, {
+            "idempotency_key": f"k{i}", "source_id": "cnon:card-nonce-ok",
+            "amount_money": _usd(100 + i)})
+    workers.ok("POST", "/_sim/clock/advance", token, {"seconds": 3600})
+    snapshot = workers.call("GET", "/_sim/state", token).content
+    # Warm both workers' copies, then reset on one of them.
+    assert all(len(workers.ok("GET", "/v2/payments", token)["payments"]) == 3
+               for _ in range(6))
+    workers.ok("POST", "/_sim/reset", token, {})
+    for _ in range(6):  # whichever worker answers, the merchant is the new one
+        assert workers.ok("GET", "/v2/payments", token).get("payments", []) == []
+    restored = httpx.post(workers.base + "/_sim/state", content=snapshot, timeout=30,
+                          headers={"Authorization": f"Bearer {token}",
+                                   "content-type": "application/json"})
+    assert restored.status_code == 200, restored.text
+    for _ in range(6):
+        assert len(workers.ok("GET", "/v2/payments", token)["payments"]) == 3
+    # The restored idempotency keys replay on every worker.
+    replays = {workers.ok("POST", "/v2/payments", token, {
+        "idempotency_key": "k0", "source_id": "cnon:card-nonce-ok",
+        "amount_money": _usd(100)})["payment"]["id"] for _ in range(6)}
+    assert len(replays) == 1

@@ -16,7 +16,7 @@ SNIPPETS = DOCS / "snippets"
 # whole from the catalog and has its own test.
 OWN_PAGES = ("README.md", "docs/index.md", "docs/testing.md", "docs/simulator.md",
              "docs/cancelling.md", "docs/conformance.md", "docs/catalog.md", "docs/pricing.md",
-             "docs/inspector.md", "docs/storage.md")
+             "docs/inspector.md", "docs/storage.md", "docs/deploy.md")
 # The URL the docs use for a local `orderfsm serve` (its default port); tests substitute a
 # server of their own.
 DOC_URL = "http://127.0.0.1:8000"

@@ -36,6 +36,7 @@ NOT_RUN = {
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e . && orderfsm serve",
     "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' && "
     "python -m pytest -q",
+    "pip install -e '.[postgres]'",
 }
 LINES = sorted({(page, line) for page in docs.own_pages() for line in docs.shell_lines(page)})
 
@@ -43,6 +44,8 @@ LINES = sorted({(page, line) for page in docs.own_pages() for line in docs.shell
 def kind(line: str) -> str:
     if line in NOT_RUN:
         return "setup"
+    if "postgresql://" in line or line.startswith(("pg_dump ", "pg_restore ")):
+        return "postgres"  # run in page order against a PostgreSQL server (test_deploy.py)
     if line.startswith("orderfsm serve"):
         return "serve"
     if line.startswith("orderfsm conform"):

@@ -63,8 +63,7 @@ def test_deploy_page_runs_in_order(pg_server, tmp_path):
                 pg_server.create_database(names[url])
     try:
         def run_line(line: str):  # a CompletedProcess, or (Popen, port) for serve
-            for url, name in names.items():
-                line = line.replace(url, pg_server.url(name))
+            line = URL_RE.sub(lambda m: pg_server.url(names[m.group(0)]), line)
             args = shlex.split(line)
             if args[0] == "orderfsm":
                 args = [*_orderfsm(), *args[1:]]

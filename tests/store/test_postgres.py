@@ -217,3 +217,17 @@ def test_left_over_generations_are_dropped_at_open_but_not_young_ones(pg_url) ->
     assert again.get(young, "order", "y") == {}
     assert again.get(live, "meta", "engine") == {}
     again.close()
+
+
+def test_a_session_survives_the_server_dropping_pooled_connections(pg_url) -> None:
+    s = PostgresStore(pg_url)
+    gen = s.new_generation()
+    s.activate("tok", gen)
+    s.finish(s.lock("tok"))  # leaves a connection in the pool
+    with _raw(pg_url) as db:  # the server drops every other connection (as a restart would)
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    session = s.lock("tok")
+    assert session.gen == gen
+    s.finish(session)
+    s.close()

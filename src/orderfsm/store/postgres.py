@@ -229,7 +229,18 @@ class PostgresStore(StateStore):
     def lock(self, token: str, *, wait: bool = True) -> Session | None:
         """Begin a session on ``token``'s row. A token no process has created yet gets a
         placeholder row (generation 0) so that two processes creating it take turns. With
-        ``wait=False``, returns None at once when another session holds the row."""
+        ``wait=False``, returns None at once when another session holds the row. A pooled
+        connection the server dropped (a restart) is replaced once, transparently."""
+        try:
+            return self._lock(token, wait)
+        except self._pg.OperationalError:
+            with self._pool_lock:  # every pooled connection predates the same outage
+                pool, self._pool = self._pool, []
+            for conn in pool:
+                conn.close()
+            return self._lock(token, wait)
+
+    def _lock(self, token: str, wait: bool) -> Session | None:
         conn = self._take()
         suffix = "" if wait else " NOWAIT"
         try:

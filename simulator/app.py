@@ -256,7 +256,9 @@ class _MerchantTurns:
         bound = state.bind(session)
         committed = False
         try:
-            store.enter(session)
+            if not store.is_current(session):
+                # A reload reads the whole merchant: off the event loop as well.
+                await loop.run_in_executor(self.pool, store.enter, session)
 
             async def send_committed(message: dict) -> None:
                 nonlocal committed

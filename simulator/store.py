@@ -343,6 +343,12 @@ class Store:
     # (or a webhook delivery) runs in a session holding the merchant's row: ``enter`` brings
     # this process's copy up to date, ``finish`` commits and records the counter the copy now
     # reflects, ``abandon`` rolls back and marks the copy for a reload.
+    def is_current(self, session: Any) -> bool:
+        """This process's copy is what the session's row says (``enter`` has nothing to do)."""
+        m = self.merchants.get(session.token)
+        return (m is not None and m.gen == session.gen and m.seq == session.seq
+                and not m.closed)
+
     def enter(self, session: Any) -> Merchant | None:
         """The token's merchant as the database has it now (None: not created yet)."""
         token = session.token

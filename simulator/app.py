@@ -252,7 +252,9 @@ class _MerchantTurns:
         loop = asyncio.get_running_loop()
         # The round trips to the database run on threads: while one request waits for its
         # lock or its COMMIT, the event loop serves other merchants' requests.
-        session = await loop.run_in_executor(self.pool, state.lock, token)
+        session = state.lock(token, wait=False)
+        if session is None:  # another process has the merchant: wait off the event loop
+            session = await loop.run_in_executor(self.pool, state.lock, token)
         bound = state.bind(session)
         committed = False
         try:
@@ -266,7 +268,7 @@ class _MerchantTurns:
                     m = store.merchants.get(token)
                     if m is not None:
                         m.flush()
-                    await loop.run_in_executor(self.pool, store.finish, session)
+                    store.finish(session)
                     committed = True
                 await send(message)
 

@@ -231,3 +231,22 @@ def test_a_session_survives_the_server_dropping_pooled_connections(pg_url) -> No
     assert session.gen == gen
     s.finish(session)
     s.close()
+
+
+def test_rows_a_live_merchant_writes_come_after_what_it_was_restored_with(pg_url) -> None:
+    s = PostgresStore(pg_url)
+    gen = s.new_generation()
+    s.write_bulk(gen, [("order", f"r{i}", {"i": i}) for i in range(5)])  # a restore
+    s.activate("tok", gen)
+    for n in range(3):  # sessions, then a commit outside any
+        session = s.lock("tok")
+        bound = s.bind(session)
+        s.commit(gen, {("order", f"s{n}a"): {}, ("order", "r0"): {"n": n}})
+        s.commit(gen, {("order", f"s{n}b"): {}})
+        s.finish(session)
+        s.unbind(bound)
+    s.commit(gen, {("order", "after"): {}})
+    assert [k for k, _ in s.scan(gen, "order")] == [
+        "r0", "r1", "r2", "r3", "r4", "s0a", "s0b", "s1a", "s1b", "s2a", "s2b", "after"]
+    assert s.get(gen, "order", "r0") == {"n": 2}
+    s.close()

@@ -81,7 +81,7 @@ class Session:
     """A transaction holding one merchant's row. ``gen`` and ``seq`` are the row's values
     (updated when the session changes them); ``dirty`` says whether anything was written."""
 
-    __slots__ = ("conn", "token", "gen", "seq", "dirty", "done", "after", "queued")
+    __slots__ = ("conn", "token", "gen", "seq", "dirty", "done", "after", "queued", "written")
 
     def __init__(self, conn: Any, token: str, gen: int, seq: int) -> None:
         self.conn = conn
@@ -94,6 +94,7 @@ class Session:
         # Writes not sent yet: they go with the COMMIT, in one round trip (or before the
         # session's next read).
         self.queued: list[tuple[int, Mapping[Key, Any]]] = []
+        self.written = 0  # rows put so far (their positions follow one another)
 
     def __repr__(self) -> str:
         return f"Session({self.token!r}, gen={self.gen}, seq={self.seq})"
@@ -284,9 +285,7 @@ class PostgresStore(StateStore):
         conn = s.conn
         try:
             with conn.pipeline():  # the writes, the counter and COMMIT: one round trip
-                for gen, changes in s.queued:
-                    self._write(conn, gen, changes)
-                s.queued = []
+                self._session_writes(s)
                 cur = None
                 if s.dirty and s.gen:
                     cur = conn.execute(
@@ -359,7 +358,10 @@ class PostgresStore(StateStore):
                          "seq = merchants.seq + 1", (token, gen))
         return (int(row[0]) or None) if row else None
 
-    def _write(self, conn: Any, gen: int, changes: Mapping[Key, Any]) -> None:
+    def _write(self, conn: Any, gen: int, changes: Mapping[Key, Any],
+               base: int | None = None) -> int:
+        """Write ``changes``; returns how many rows were put. New rows take positions
+        (``ord``) from ``base`` on, or, without one, from the generation's own counter."""
         puts: dict[str, list] = {t: [] for t in TABLES}
         deletes: dict[str, list] = {t: [] for t in TABLES}
         for (kind, ident), value in changes.items():
@@ -368,10 +370,12 @@ class PostgresStore(StateStore):
             else:
                 puts[_table(kind)].append([gen, kind, ident, RECORD_VERSION, _dumps(value)])
         count = len(puts["records"]) + len(puts["churn"])
-        if count:
-            # Positions in the order first written (an update keeps the row's position): the
-            # generation's counter moves on by ``count`` and the rows take the values below
-            # it, computed by the server so that no answer is awaited before the inserts.
+        # Positions in the order first written (an update keeps the row's position). A live
+        # merchant's writes are numbered from its change counter (``base``: the counter the
+        # commit leaves, shifted left 32 bits), so they need no statement of their own; a
+        # generation being filled (a restore) counts in its generations row instead, and the
+        # server computes the positions so that no answer is awaited before the inserts.
+        if count and base is None:
             conn.execute("UPDATE generations SET next_ord = next_ord + %s WHERE gen = %s",
                          (count, gen))
             behind = count
@@ -379,25 +383,37 @@ class PostgresStore(StateStore):
                 for put in puts[table]:
                     put += (gen, behind)
                     behind -= 1
+            position = ("COALESCE((SELECT next_ord FROM generations WHERE gen = %s), 0) "
+                        "- %s + 1")
+        else:
+            for table in TABLES:
+                for put in puts[table]:
+                    base += 1  # type: ignore[operator]
+                    put.append(base)
+            position = "%s"
         with conn.cursor() as cur:
             for table in TABLES:
                 if puts[table]:
                     cur.executemany(
                         f"INSERT INTO {table} (gen, kind, id, v, data, ord) "
-                        "VALUES (%s, %s, %s, %s, %s, COALESCE((SELECT next_ord FROM "
-                        "generations WHERE gen = %s), 0) - %s + 1) "
+                        f"VALUES (%s, %s, %s, %s, %s, {position}) "
                         "ON CONFLICT (gen, kind, id) "
                         "DO UPDATE SET v = excluded.v, data = excluded.data", puts[table])
                 if deletes[table]:
                     cur.executemany(f"DELETE FROM {table} WHERE gen = %s AND kind = %s "
                                     "AND id = %s", deletes[table])
+        return count
+
+    def _session_writes(self, s: Session) -> None:
+        queued, s.queued = s.queued, []
+        for gen, changes in queued:
+            s.written += self._write(s.conn, gen, changes,
+                                     ((s.seq + 1) << 32) + s.written)
 
     def _send_queued(self, s: Session) -> None:
         if s.queued:
-            queued, s.queued = s.queued, []
             with s.conn.pipeline():
-                for gen, changes in queued:
-                    self._write(s.conn, gen, changes)
+                self._session_writes(s)
 
     def commit(self, gen: int, changes: Mapping[Key, Any]) -> None:
         if not changes:
@@ -410,8 +426,9 @@ class PostgresStore(StateStore):
         with self._tx() as conn:
             # Take the merchant's row first (when the generation is live), as a session would,
             # and move its counter on so other processes reload it.
-            conn.execute("UPDATE merchants SET seq = seq + 1 WHERE gen = %s", (gen,))
-            self._write(conn, gen, changes)
+            row = conn.execute("UPDATE merchants SET seq = seq + 1 WHERE gen = %s "
+                               "RETURNING seq", (gen,)).fetchone()
+            self._write(conn, gen, changes, int(row[0]) << 32 if row else None)
 
     def write_bulk(self, gen: int, rows: Iterable[tuple[str, str, Any]]) -> None:
         batch: dict[Key, Any] = {}

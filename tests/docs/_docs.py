@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,3 +73,16 @@ def load_tool(name: str) -> Any:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on at the moment, on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def orderfsm_command() -> list[str]:
+    """How to run the installed `orderfsm` command from a test (its script, or the module)."""
+    script = Path(sys.executable).with_name("orderfsm")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "orderfsm.cli"]

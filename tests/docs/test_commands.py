@@ -9,7 +9,6 @@ import os
 import re
 import selectors
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -90,15 +89,6 @@ def test_conform_lines(line: str) -> None:
         assert "no divergence" in result.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _orderfsm() -> list[str]:
-    script = Path(sys.executable).with_name("orderfsm")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "orderfsm.cli"]
 
 
 def _read_banner(proc: subprocess.Popen, deadline: float) -> str:
@@ -124,11 +114,11 @@ def test_serve_lines(line: str, tmp_path: Path) -> None:
     args = shlex.split(line)[2:]
     if "--port" in args:
         del args[args.index("--port"):args.index("--port") + 2]
-    port = _free_port()
+    port = docs.free_port()
     args += ["--port", str(port), "--quiet"]
     # Files the command names (--catalog docs/...) are relative to the repository.
     args = [str(REPO / a) if "/" in a and (REPO / a).is_file() else a for a in args]
-    proc = subprocess.Popen([*_orderfsm(), "serve", *args], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([*docs.orderfsm_command(), "serve", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
                             cwd=tmp_path)
     try:

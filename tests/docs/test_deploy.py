@@ -8,14 +8,12 @@ import importlib.util
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 _spec = importlib.util.spec_from_file_location("orderfsm_docs_helpers",
                                                Path(__file__).with_name("_docs.py"))
@@ -28,15 +26,6 @@ URL_RE = re.compile(r"postgresql://\S+")
 LINES = [line for line in docs.shell_lines(PAGE) if not line.startswith("pip install")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _orderfsm() -> list[str]:
-    script = Path(sys.executable).with_name("orderfsm")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "orderfsm.cli"]
 
 
 def _counts(output: str) -> dict[str, int]:
@@ -66,11 +55,11 @@ def test_deploy_page_runs_in_order(pg_server, tmp_path):
             line = URL_RE.sub(lambda m: pg_server.url(names[m.group(0)]), line)
             args = shlex.split(line)
             if args[0] == "orderfsm":
-                args = [*_orderfsm(), *args[1:]]
+                args = [*docs.orderfsm_command(), *args[1:]]
             else:
                 args[0] = str(find_binaries() / args[0])
-            if args[len(_orderfsm())] == "serve":
-                port = _free_port()
+            if args[len(docs.orderfsm_command())] == "serve":
+                port = docs.free_port()
                 return subprocess.Popen([*args, "--port", str(port), "--quiet"],
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         cwd=tmp_path, text=True), port

@@ -310,6 +310,10 @@ class Store:
             self._publish(m, stored=stored)
         for gen in {previous, old.gen if old is not None else None} - {None, m.gen}:
             self.state.discard(gen)  # type: ignore[arg-type]
+        if old is not None and old is not m:
+            from .release import release
+
+            release(old)  # piece by piece, and not kept by a cycle (see release.py)
         return m
 
     def reset(self, token: str) -> Merchant:

@@ -7,6 +7,13 @@ every commit, so a commit also survives losing power.
 
 Bulk writes (restores, deletes of an old generation) go in chunks of ``CHUNK`` rows, each its own
 transaction, so another merchant's commit waits at most for one chunk.
+
+Checkpoints (copying the WAL back into the database file, with its disk syncs) never run inside a
+commit: SQLite's automatic checkpoint is off (``wal_autocheckpoint=0``) and a background thread
+runs a PASSIVE checkpoint, which writers do not wait for, every ``checkpoint_every`` seconds after
+commits. If writes keep coming faster than a checkpoint can catch up and the WAL passes
+``wal_limit`` pages, one checkpoint holds the write lock to finish, so the WAL starts over and
+its file stays bounded (``journal_size_limit``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
@@ -24,6 +32,34 @@ __all__ = ["SQLiteStore"]
 
 CHUNK = 1000
 TABLES = ("records", "churn")
+#: Seconds between background checkpoints (when something was committed).
+CHECKPOINT_EVERY = 0.25
+#: WAL pages (4 KiB each) beyond which a checkpoint holds writers up until it has caught up.
+WAL_LIMIT = 16384
+
+
+class StoreStats:
+    """Durations of commits and checkpoints (for benchmarks: ``/_sim/pauses``)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.commits = 0
+        self.commit_max = 0.0
+        self.checkpoints = 0
+        self.checkpoint_max = 0.0
+        self.locked_checkpoints = 0
+        self.locked_checkpoint_max = 0.0
+        self.wal_pages_max = 0
+
+    def json(self) -> dict[str, Any]:
+        return {"commits": self.commits, "commit_max_ms": round(self.commit_max * 1e3, 3),
+                "checkpoints": self.checkpoints,
+                "checkpoint_max_ms": round(self.checkpoint_max * 1e3, 3),
+                "locked_checkpoints": self.locked_checkpoints,
+                "locked_checkpoint_max_ms": round(self.locked_checkpoint_max * 1e3, 3),
+                "wal_pages_max": self.wal_pages_max}
 
 
 def _table(kind: str) -> str:
@@ -35,7 +71,9 @@ _loads = json.loads
 class SQLiteStore(StateStore):
     durable = True
 
-    def __init__(self, path: str, *, durability: str = "normal", cache: int = 5000) -> None:
+    def __init__(self, path: str, *, durability: str = "normal", cache: int = 5000,
+                 checkpoint_every: float | None = CHECKPOINT_EVERY,
+                 wal_limit: int = WAL_LIMIT) -> None:
         if durability not in ("normal", "full"):
             raise ValueError("durability must be 'normal' or 'full'")
         self.path = os.path.abspath(path)
@@ -49,9 +87,21 @@ class SQLiteStore(StateStore):
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
+        self.wal_limit = wal_limit
+        self.stats = StoreStats()
+        self._dirty = threading.Event()  # set by commits, cleared by checkpoints
         self._db = self._connect()
+        self._db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the background
+        self._db.execute(f"PRAGMA journal_size_limit={wal_limit * 4096}")
         self._migrate()
         self._drop_orphans()
+        self._checkpointer: threading.Thread | None = None
+        self._ckpt_db: sqlite3.Connection | None = None
+        if checkpoint_every:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, args=(checkpoint_every,), daemon=True,
+                name=f"orderfsm-checkpoint-{os.path.basename(self.path)}")
+            self._checkpointer.start()
 
     # ---------------------------------------------------------------- connections
     def _connect(self) -> sqlite3.Connection:
@@ -144,6 +194,7 @@ class SQLiteStore(StateStore):
                 deletes[_table(kind)].append((gen, kind, ident))
             else:
                 puts[_table(kind)].append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+        started = time.perf_counter()
         with self._write_lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -162,6 +213,52 @@ class SQLiteStore(StateStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        self._committed(started)
+
+    def _committed(self, started: float) -> None:
+        took = time.perf_counter() - started
+        stats = self.stats
+        stats.commits += 1
+        if took > stats.commit_max:
+            stats.commit_max = took
+        self._dirty.set()
+
+    # ---------------------------------------------------------------- checkpoints
+    def checkpoint(self) -> tuple[int, int]:
+        """One PASSIVE checkpoint from the checkpoint connection, without holding writers up;
+        when the WAL is past ``wal_limit`` pages and the pass did not catch up with the
+        writers, a second pass holds the write lock until it has. Returns the WAL's pages and
+        how many of them are in the database file now."""
+        db = self._ckpt_db
+        if db is None:
+            db = self._ckpt_db = self._connect()
+        self._dirty.clear()
+        stats = self.stats
+        t0 = time.perf_counter()
+        _, pages, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        took = time.perf_counter() - t0
+        stats.checkpoints += 1
+        stats.checkpoint_max = max(stats.checkpoint_max, took)
+        stats.wal_pages_max = max(stats.wal_pages_max, pages)
+        if pages > self.wal_limit and done < pages:
+            with self._write_lock:
+                t0 = time.perf_counter()
+                _, pages, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                took = time.perf_counter() - t0
+            stats.locked_checkpoints += 1
+            stats.locked_checkpoint_max = max(stats.locked_checkpoint_max, took)
+        return pages, done
+
+    def _checkpoint_loop(self, every: float) -> None:
+        while not self._closed:
+            self._dirty.wait()
+            time.sleep(every)
+            if self._closed:
+                break
+            try:
+                self.checkpoint()
+            except sqlite3.Error:
+                pass  # the database is busy or going away; the next pass tries again
 
     def write_bulk(self, gen: int, rows: Iterable[tuple[str, str, Any]]) -> None:
         batch: dict[Key, Any] = {}
@@ -216,6 +313,7 @@ class SQLiteStore(StateStore):
                     break
         with self._write_lock:
             self._db.execute("DELETE FROM generations WHERE gen = ?", (gen,))
+        self._dirty.set()
 
     def wipe(self) -> None:
         with self._write_lock:
@@ -234,6 +332,11 @@ class SQLiteStore(StateStore):
         if self._closed:
             return
         self._closed = True
+        self._dirty.set()
+        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join()
+        if self._ckpt_db is not None:
+            self._ckpt_db.close()
         with self._write_lock:
             for db in self._readers:
                 try:

@@ -84,7 +84,6 @@ def _serve_simulator(port: int, db: str | None = None, pauses: bool = False) -> 
     import logging
     import tempfile
 
-    import uvicorn
 
     if pauses:
         os.environ["ORDERFSM_PAUSES"] = "1"
@@ -97,7 +96,11 @@ def _serve_simulator(port: int, db: str | None = None, pauses: bool = False) -> 
         db = os.path.join(tempfile.mkdtemp(prefix="orderfsm-bench-"), "state.sqlite3")
     app = create_app(db=db)
     app.state.config.log_requests = True
-    uvicorn.run(app, host=HOST, port=port, **UVICORN)
+    # serve_forever is what `orderfsm serve` runs: its GC policy, then uvicorn with UVICORN's
+    # settings.
+    from orderfsm.simulator import serve_forever
+
+    serve_forever(HOST, port, app, log_level=UVICORN["log_level"])
 
 
 def _serve_bare(port: int, payment_body: bytes, order_body: bytes) -> None:

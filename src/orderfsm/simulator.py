@@ -89,6 +89,9 @@ def running(
 def serve_forever(host: str, port: int, app: Any, log_level: str = "info") -> None:
     import uvicorn
 
+    from simulator.gc_policy import settle
+
+    settle()  # garbage collection without long pauses (see simulator/gc_policy.py)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 

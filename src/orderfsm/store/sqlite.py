@@ -225,10 +225,11 @@ class SQLiteStore(StateStore):
 
     # ---------------------------------------------------------------- checkpoints
     def checkpoint(self) -> tuple[int, int]:
-        """One PASSIVE checkpoint from the checkpoint connection, without holding writers up;
-        when the WAL is past ``wal_limit`` pages and the pass did not catch up with the
-        writers, a second pass holds the write lock until it has. Returns the WAL's pages and
-        how many of them are in the database file now."""
+        """One PASSIVE checkpoint from the checkpoint connection, without holding writers up.
+        SQLite starts the WAL over only when a write begins with every page of it copied, which
+        steady writes never leave time for; so when the WAL is past ``wal_limit`` pages, a
+        second pass holds the write lock while it copies what was written during the first
+        (little) and syncs. Returns the WAL's pages and how many of them are copied."""
         db = self._ckpt_db
         if db is None:
             db = self._ckpt_db = self._connect()
@@ -240,7 +241,7 @@ class SQLiteStore(StateStore):
         stats.checkpoints += 1
         stats.checkpoint_max = max(stats.checkpoint_max, took)
         stats.wal_pages_max = max(stats.wal_pages_max, pages)
-        if pages > self.wal_limit and done < pages:
+        if pages > self.wal_limit:
             with self._write_lock:
                 t0 = time.perf_counter()
                 _, pages, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

@@ -1,0 +1,193 @@
+"""What keeps the server from pausing: the pause monitor benchmarks read (ORDERFSM_PAUSES), the
+GC policy of a serving process, a replaced merchant let go piece by piece, index loads sorted in
+short runs, and snapshots handled in pieces. Timing itself is measured in bench/http.py."""
+
+from __future__ import annotations
+
+import gc
+import json
+import random
+import subprocess
+import sys
+import textwrap
+import weakref
+
+import pytest
+
+from orderfsm.index import SORT_RUN, OrderIndex, TimeIndex, _Sorted, sorted_in_runs
+from simulator import create_app
+from simulator.pauses import PauseMonitor
+from simulator.release import drain
+from simulator.snapshot import dump_state, dump_state_chunks, parse_snapshot
+
+from .conftest import TestClient, auth
+
+H = auth("pause-token")
+
+
+# ------------------------------------------------------------------ the monitor
+def test_the_pause_report_exists_only_when_asked_for(monkeypatch) -> None:
+    monkeypatch.delenv("ORDERFSM_PAUSES", raising=False)
+    c = TestClient(create_app())
+    r = c.get("/_sim/pauses", headers=H)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "NOT_FOUND"
+
+
+def test_the_pause_report_counts_collections_and_requests(monkeypatch) -> None:
+    monkeypatch.setenv("ORDERFSM_PAUSES", "1")
+    app = create_app()
+    try:
+        with TestClient(app) as c:
+            c.get("/_sim/pauses?reset=1")
+            for _ in range(3):
+                assert c.get("/v2/locations", headers=H).status_code == 200
+            gc.collect()
+            report = c.get("/_sim/pauses").json()
+            assert report["requests"]["count"] == 3
+            assert report["gc"]["2"]["count"] >= 1 and report["gc_max_ms"] > 0
+            assert report["loop"]["ticks"] >= 1
+            after = c.get("/_sim/pauses?reset=1").json()  # the report, then a new measurement
+            assert after["requests"]["count"] == 3
+            assert c.get("/_sim/pauses").json()["requests"]["count"] == 0
+    finally:
+        app.state.pauses.uninstall()
+
+
+def test_a_late_wake_up_is_split_into_own_work_cpu_wait_and_blocked_time() -> None:
+    m = PauseMonitor()
+    m._tick(0.080, cpu=0.010, runqueue=0.060)  # 80 ms late: 60 ms waiting for a CPU
+    m._tick(0.030, cpu=0.029, runqueue=0.0)  # 30 ms of the server's own work
+    report = m.report()["loop"]
+    assert report["longest_stall"] == {"ms": 80.0, "cpu_ms": 10.0, "runqueue_ms": 60.0,
+                                       "blocked_ms": 10.0}
+    assert report["longest_server_stall_ms"] == 30.0  # 80 - 60 < 30
+    assert report["server_stalls_over_ms"] == {"20": 1, "50": 0}  # over, not at, 20 ms
+
+
+# ------------------------------------------------------------------ the GC policy
+def test_serving_freezes_what_survives_each_full_collection() -> None:
+    code = textwrap.dedent("""
+        import gc, weakref
+        from simulator import gc_policy
+
+        gc_policy.settle()
+        frozen = gc.get_freeze_count()
+        assert frozen > 1000, frozen
+        kept = [[i] for i in range(5000)]
+
+        class Node:
+            pass
+
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        cycle = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert cycle() is None  # garbage made since is still collected
+        assert gc.get_freeze_count() >= frozen + 5000  # the survivors are frozen
+        gc_policy.uninstall()
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_serve_forever_settles_before_serving(monkeypatch) -> None:
+    import uvicorn
+
+    from orderfsm import simulator as sim
+    from simulator import gc_policy
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc_policy, "settle", lambda: calls.append("settle"))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append("run"))
+    sim.serve_forever("127.0.0.1", 1, object())
+    assert calls == ["settle", "run"]
+
+
+# ------------------------------------------------------------------ letting go of a merchant
+@pytest.mark.parametrize("db", ["memory", "sqlite"])
+def test_a_replaced_merchant_is_freed_without_a_collection(db, tmp_path) -> None:
+    app = create_app(db=None if db == "memory" else str(tmp_path / "s.db"))
+    app.state.config.log_requests = False
+    c = TestClient(app)
+    for i in range(30):
+        assert c.post("/v2/payments", headers=H, json={
+            "idempotency_key": f"k{i}", "source_id": "cnon:card-nonce-ok",
+            "amount_money": {"amount": 100 + i, "currency": "USD"}}).status_code == 200
+    snap = c.get("/_sim/state", headers=H).content
+    for replace in (lambda: c.post("/_sim/state", headers=H, content=snap),
+                    lambda: c.post("/_sim/reset", headers=H)):
+        old = app.state.store.merchants["pause-token"]
+        merchant, engine = weakref.ref(old), weakref.ref(old.engine)
+        del old
+        gc.disable()  # freed by reference counting alone: no cycle keeps it
+        try:
+            assert replace().status_code == 200
+            assert merchant() is None and engine() is None
+        finally:
+            gc.enable()
+    assert c.get("/v2/payments", headers=H).json().get("payments", []) == []  # reset: empty
+
+
+def test_drain_empties_tables_and_indexes() -> None:
+    index = OrderIndex()
+    orders = [{"id": f"o{i}", "location_id": "L", "state": "OPEN",
+               "created_at": f"2024-01-01T00:00:{i % 60:02}.000Z",
+               "updated_at": f"2024-01-01T00:00:{i % 60:02}.000Z"} for i in range(3000)]
+    index.add_many(orders)
+    times = TimeIndex()
+    times.add_many((f"p{i}", "2024-01-01T00:00:00.000Z", "L") for i in range(3000))
+    table = {f"o{i}": {"nested": [{"x": i}] * 3} for i in range(3000)}
+    lists = [list(range(2000)), set(range(2000))]
+    for thing in (index, times, table, lists):
+        drain(thing)
+    assert all(len(lst.keys._lists) == 0 for lst in index._lists.values())
+    assert len(times.all.keys._lists) == 0 and not table and not lists
+
+
+# ------------------------------------------------------------------ index loads
+def test_keys_loaded_in_runs_come_out_sorted() -> None:
+    rng = random.Random(7)
+    keys = [(f"2024-{rng.randrange(10**6):07}", f"id{i}") for i in range(3 * SORT_RUN + 17)]
+    assert sorted_in_runs(list(keys)) == sorted(keys)
+    loaded = _Sorted()
+    loaded.update(keys)
+    loaded.keys._check()  # sortedcontainers' own consistency check
+    assert list(loaded.keys) == sorted(keys)
+    loaded.add("2024-0000000", "first")
+    loaded.remove(*keys[5])
+    loaded.keys._check()
+    assert list(loaded.keys)[0] == ("2024-0000000", "first") and len(loaded) == len(keys)
+    again = _Sorted()  # a list that already has keys takes more the usual way
+    again.add("2030", "z")
+    again.update(keys[:10])
+    assert list(again.keys) == sorted(keys[:10] + [("2030", "z")])
+
+
+# ------------------------------------------------------------------ snapshots in pieces
+def test_a_snapshot_is_dumped_and_read_in_pieces(monkeypatch) -> None:
+    from simulator import snapshot
+
+    app = create_app()
+    app.state.config.log_requests = False
+    c = TestClient(app)
+    m = app.state.store.merchant("pause-token")
+    for i in range(300):
+        m.engine.create_order({"location_id": m.engine.main_location_id,
+                               "reference_id": f"r{i}", "metadata": {"note": "é€" * 200}})
+    m.flush()
+    monkeypatch.setattr(snapshot, "DUMP_PIECE", 16 * 1024)
+    pieces = dump_state_chunks(m)
+    assert len(pieces) > 5 and all(len(p) < 64 * 1024 for p in pieces)
+    whole = b"".join(pieces)
+    assert whole == dump_state(m) and json.loads(whole)["version"] == 2
+    r = c.get("/_sim/state", headers=H)
+    assert r.content == whole and int(r.headers["content-length"]) == len(whole)
+    # Read back from pieces cut anywhere, even inside a multi-byte character.
+    cuts = [whole[i:i + 1001] for i in range(0, len(whole), 1001)]
+    monkeypatch.setattr(snapshot, "DUMP_PIECE", 1 << 20)
+    parsed = parse_snapshot(cuts)
+    assert {k: dict(v.items()) for k, v in parsed["records"].items()} == \
+        json.loads(whole)["records"]

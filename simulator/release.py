@@ -44,8 +44,7 @@ def drain(obj: Any) -> None:
             while item:
                 _push(stack, item.pop())
         elif isinstance(item, set):
-            while item:
-                item.pop()
+            item.clear()  # ids and index keys: strings and tuples, a few ms for 100,000
         elif isinstance(item, RecordMap):
             stack.extend((item.cache, item.pending, item.flushing))
             if item.known is not None:

@@ -96,7 +96,7 @@ def rows_from_snapshot(body: dict[str, Any], *, record_events: bool
     if not isinstance(records, dict) or "engine" not in records.get("meta", {}):
         raise KeyError("records.meta.engine")
     for kind, table in records.items():
-        if not isinstance(table, (dict, _Spans)):
+        if not isinstance(table, (dict, _Records)):
             raise TypeError(f"records.{kind} must be an object")
     for kind, table in records.items():
         if kind not in KINDS:
@@ -122,27 +122,75 @@ class _Lazy(dict):
 
 def parse_snapshot(raw: bytes | list[bytes]) -> Any:
     """The snapshot in a request body (bytes, or the pieces it arrived in). A large one
-    (``records`` of a version 2 snapshot) is parsed record by record: one call to
-    ``json.loads`` on a 100,000-order document would hold the interpreter for the whole parse,
-    and every other merchant's requests with it. It is also decoded piece by piece, so the
-    whole body is copied once (into the text), not twice. Anything that is not laid out as a
-    version 2 snapshot is parsed whole (errors as for any body)."""
+    (``records`` of a version 2 snapshot) is parsed record by record, from the body decoded a
+    piece at a time: one call to ``json.loads`` on a 100,000-order document, or even one
+    decode or join of the whole 34 MiB text, holds the interpreter (and every other merchant's
+    requests) for tens to hundreds of milliseconds. Anything that is not laid out as a version
+    2 snapshot is parsed whole (errors as for any body)."""
     from .validation import parse_json
 
     pieces = [raw] if isinstance(raw, (bytes, bytearray)) else raw
     if sum(map(len, pieces)) < 1 << 20:
         return parse_json(b"".join(pieces))
     try:
-        return _parse_v2(_decode(pieces))
+        return _parse_v2(_Window(_decoded(pieces)))
     except (ValueError, UnicodeDecodeError, IndexError):
         return parse_json(b"".join(pieces))
 
 
-def _decode(pieces: list[bytes]) -> str:
+#: Bytes decoded at a time.
+PIECE = 1 << 16
+
+
+def _decoded(pieces: list[bytes]) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")()
-    texts = [decoder.decode(piece) for piece in pieces]
-    texts.append(decoder.decode(b"", final=True))
-    return "".join(texts)
+    for piece in pieces:
+        view = memoryview(piece)
+        for i in range(0, len(view), PIECE):
+            yield decoder.decode(view[i:i + PIECE])
+    yield decoder.decode(b"", final=True)
+
+
+class _Window:
+    """The snapshot text, decoded as far as the parser has needed: ``text`` holds what is left
+    of it from the start of the unit being parsed on."""
+
+    def __init__(self, pieces: Iterator[str]) -> None:
+        self._pieces = pieces
+        self.text = ""
+
+    def more(self, start: int) -> bool:
+        """Drop the text before ``start`` and add at least as much again (so a unit that
+        keeps being cut short is re-parsed O(log n) times); False when there is no more."""
+        want = max(len(self.text) - start, PIECE)
+        added: list[str] = []
+        size = 0
+        for piece in self._pieces:
+            added.append(piece)
+            size += len(piece)
+            if size >= want:
+                break
+        if not size:
+            return False
+        self.text = self.text[start:] + "".join(added)
+        return True
+
+    def unit(self, parse: Any, i: int) -> tuple[Any, int]:
+        """``parse(text, i)``, which returns (result, next index) and raises ValueError or
+        IndexError on text that is cut short or wrong: retried with more text until it
+        succeeds or there is no more. Indexes before ``i`` are invalid afterwards."""
+        while True:
+            try:
+                return parse(self.text, i)
+            except (ValueError, IndexError):
+                if not self.more(i):
+                    raise
+                i = 0
+
+    def rest_is_blank(self, i: int) -> bool:
+        if self.text[i:].strip():
+            return False
+        return all(not piece.strip() for piece in self._pieces)
 
 
 def _skip(text: str, i: int) -> int:
@@ -158,87 +206,104 @@ def _expect(text: str, i: int, char: str) -> int:
     return i + 1
 
 
-def _parse_v2(text: str) -> dict[str, Any]:
-    """Top-level fields are parsed whole, except ``records``, whose records are parsed on
-    demand by :func:`rows_from_snapshot` (spans into ``text`` are kept until then)."""
-    out = _Lazy()
-    i = _expect(text, 0, "{")
+_END = object()
+
+
+def _open(text: str, i: int) -> tuple[Any, int]:
+    """``{``, then either ``}`` (returns _END) or the start of the first member."""
+    i = _skip(text, _expect(text, i, "{"))
+    return (_END, i + 1) if text[i] == "}" else (None, i)
+
+
+def _next(text: str, i: int) -> tuple[Any, int]:
+    """After a member: ``,`` (another one follows) or ``}`` (returns _END)."""
     i = _skip(text, i)
     if text[i] == "}":
-        return out
-    while True:
-        key, i = _decoder.raw_decode(text, _skip(text, i))
-        i = _expect(text, i, ":")
-        i = _skip(text, i)
-        if key == "records" and text[i] == "{":
-            out[key], i = _record_spans(text, i)
+        return _END, i + 1
+    return None, _expect(text, i, ",")
+
+
+def _member(text: str, i: int, opens: Any = None) -> tuple[Any, int]:
+    """``"key": value``, returned as (key, the value's JSON text). The value's end must be
+    followed by another character in ``text``, so a value cut short at the end of the window
+    (a number, say) is never taken whole. When ``opens(key)`` and the value is an object, only
+    the key is consumed and the value is None (its members are parsed one by one)."""
+    key, i = _decoder.raw_decode(text, _skip(text, i))
+    if not isinstance(key, str):
+        raise ValueError("expected a key")
+    i = _skip(text, _expect(text, i, ":"))
+    if opens is not None and text[i] == "{" and opens(key):
+        return (key, None), i
+    end = _decoder.raw_decode(text, i)[1]
+    text[_skip(text, end)]  # IndexError when cut short
+    return (key, text[i:end]), end
+
+
+def _parse_v2(w: _Window) -> dict[str, Any]:
+    """Top-level fields are parsed whole, except ``records``, whose records are kept as their
+    text and parsed when :func:`rows_from_snapshot` reads them."""
+    out = _Lazy()
+    end, i = w.unit(_open, 0)
+    while end is not _END:
+        (key, value), i = w.unit(lambda t, j: _member(t, j, _records_key), i)
+        if value is None:
+            out[key], i = _records(w, i)
         else:
-            out[key], i = _decoder.raw_decode(text, i)
-        i = _skip(text, i)
-        if text[i] == "}":
-            if text[i + 1:].strip():
-                raise ValueError("extra data")
-            return out
-        i = _expect(text, i, ",")
+            out[key] = _decoder.raw_decode(value)[0]
+        end, i = w.unit(_next, i)
+    if not w.rest_is_blank(i):
+        raise ValueError("extra data")
+    return out
 
 
-def _record_spans(text: str, i: int) -> tuple[dict[str, Any], int]:
-    """``{"kind": {"id": {...}, ...}, ...}`` as kind -> list of (id, start, end) spans."""
+def _records(w: _Window, i: int) -> tuple[dict[str, Any], int]:
+    """``{"kind": {"id": {...}, ...}, ...}`` as kind -> _Records."""
     kinds: dict[str, Any] = {}
-    i = _expect(text, i, "{")
-    if text[_skip(text, i)] == "}":
-        return kinds, _skip(text, i) + 1
-    while True:
-        kind, i = _decoder.raw_decode(text, _skip(text, i))
-        i = _expect(text, i, ":")
-        i = _skip(text, i)
-        if text[i] != "{":
-            kinds[kind], i = _decoder.raw_decode(text, i)  # not an object: left to validation
+    end, i = w.unit(_open, i)
+    while end is not _END:
+        (kind, value), i = w.unit(lambda t, j: _member(t, j, _every_key), i)
+        if value is not None:
+            kinds[kind] = _decoder.raw_decode(value)[0]  # not an object: left to validation
         else:
-            spans: list[tuple[str, int, int]] = []
-            i += 1
-            if text[_skip(text, i)] == "}":
-                i = _skip(text, i) + 1
-            else:
-                while True:
-                    ident, i = _decoder.raw_decode(text, _skip(text, i))
-                    i = _skip(text, _expect(text, i, ":"))
-                    end = _value_end(text, i)
-                    spans.append((ident, i, end))
-                    i = _skip(text, end)
-                    if text[i] == "}":
-                        i += 1
-                        break
-                    i = _expect(text, i, ",")
-            kinds[kind] = _Spans(text, spans)
-        i = _skip(text, i)
-        if text[i] == "}":
-            return kinds, i + 1
-        i = _expect(text, i, ",")
+            records: list[tuple[str, str]] = []
+            done, i = w.unit(_open, i)
+            while done is not _END:
+                record, i = w.unit(_member, i)
+                records.append(record)
+                done, i = w.unit(_next, i)
+            kinds[kind] = _Records(records)
+        end, i = w.unit(_next, i)
+    return kinds, i
 
 
-def _value_end(text: str, i: int) -> int:
-    """Where the JSON value starting at ``i`` ends: parsed (and checked) now, kept as a span."""
-    _, end = _decoder.raw_decode(text, i)
-    return end
+def _records_key(key: str) -> bool:
+    return key == "records"
 
 
-class _Spans:
-    """One kind's records as spans of the request text, parsed when iterated."""
+def _every_key(key: str) -> bool:
+    return True
 
-    def __init__(self, text: str, spans: list[tuple[str, int, int]]) -> None:
-        self.text, self.spans = text, spans
+
+class _Records:
+    """One kind's records as their JSON text, parsed when iterated. Iterating forgets each
+    record as it goes (a snapshot's records are read once), so that 100,000 of them are not
+    freed in one go, holding the GIL, when the restore is done."""
+
+    def __init__(self, records: list[tuple[str, str]]) -> None:
+        self.records = records
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        text = self.text
-        for ident, start, end in self.spans:
-            yield ident, _decoder.raw_decode(text, start)[0]
+        records = self.records
+        records.reverse()
+        while records:
+            ident, text = records.pop()
+            yield ident, _decoder.raw_decode(text)[0]
 
     def __contains__(self, key: object) -> bool:
-        return any(ident == key for ident, _, _ in self.spans)
+        return any(ident == key for ident, _ in self.records)
 
     def __getitem__(self, key: str) -> Any:
-        for ident, start, _ in self.spans:
+        for ident, text in self.records:
             if ident == key:
-                return _decoder.raw_decode(self.text, start)[0]
+                return _decoder.raw_decode(text)[0]
         raise KeyError(key)

@@ -85,7 +85,9 @@ async def get_state(request: Request):
 @router.post("/state")
 async def put_state(request: Request):
     """Replace the merchant with a snapshot (any version this server reads)."""
-    m = merchant_of(request)
+    # The token, not the merchant: a worker thread may hold on to restore() a while after it
+    # ran, and the merchant it replaces should be freed as soon as the restore is done.
+    token = merchant_of(request).token
     store = request.app.state.store
     raw = [chunk async for chunk in request.stream()]  # joined off the event loop
 
@@ -98,7 +100,7 @@ async def put_state(request: Request):
                                   f"this server reads versions 1 to {STATE_VERSION}.")
         try:
             rows = rows_from_snapshot(body, record_events=store.config.webhooks)
-            return store.restore(m.token, rows)
+            return store.restore(token, rows)
         except SquareError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -187,7 +187,43 @@ def test_a_snapshot_is_dumped_and_read_in_pieces(monkeypatch) -> None:
     assert r.content == whole and int(r.headers["content-length"]) == len(whole)
     # Read back from pieces cut anywhere, even inside a multi-byte character.
     cuts = [whole[i:i + 1001] for i in range(0, len(whole), 1001)]
-    monkeypatch.setattr(snapshot, "DUMP_PIECE", 1 << 20)
     parsed = parse_snapshot(cuts)
     assert {k: dict(v.items()) for k, v in parsed["records"].items()} == \
         json.loads(whole)["records"]
+
+
+@pytest.mark.parametrize("piece", [5, 64, 4096])
+def test_a_large_snapshot_is_parsed_from_a_window_of_its_text(monkeypatch, piece) -> None:
+    """Records are cut out of the text a piece at a time, whatever falls on a piece's edge
+    (numbers, literals, multi-byte characters, whitespace, a value larger than the window)."""
+    from simulator import snapshot
+
+    monkeypatch.setattr(snapshot, "PIECE", piece)
+    doc = {"format": "orderfsm.simulator.state", "version": 2, "n": 12345, "flag": True,
+           "pad": "é" * 600_000, "records": {
+               "meta": {"engine": {"now": "2024-01-01T00:00:00Z", "v": [1, 2.5, None]}},
+               "timer": {str(i): [f"2024-01-0{i % 9 + 1}", "x", 10 ** i] for i in range(30)},
+               "order": {f"o{i}": {"id": f"o{i}", "note": "€" * i, "ok": i % 2 == 0}
+                         for i in range(300)},
+               "location": [], "empty": {}}}
+    text = json.dumps(doc, indent=1, ensure_ascii=False).encode()
+    assert len(text) > 1 << 20
+    parsed = parse_snapshot([text[i:i + 777] for i in range(0, len(text), 777)])
+    records = parsed.pop("records")
+    assert parsed == {k: v for k, v in doc.items() if k != "records"}
+    assert "engine" in records["meta"] and records["meta"]["engine"]["v"] == [1, 2.5, None]
+    assert {k: v if isinstance(v, list) else dict(v.items()) for k, v in records.items()} == \
+        doc["records"]
+    assert not records["order"].records  # read once: forgotten as read
+
+
+@pytest.mark.parametrize("tail", [b"", b",}", b"} x", b'"'])
+def test_a_broken_large_snapshot_is_refused_as_bad_json(tail) -> None:
+    from orderfsm.errors import SquareError
+
+    text = json.dumps({"format": "orderfsm.simulator.state", "version": 2, "records": {
+        "order": {f"o{i}": {"note": "x" * 500} for i in range(3000)}}}).encode()
+    broken = text[:-2] + tail
+    with pytest.raises(SquareError) as err:
+        parse_snapshot([broken[i:i + 65536] for i in range(0, len(broken), 65536)])
+    assert err.value.status == 400

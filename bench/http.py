@@ -580,11 +580,14 @@ def _pause_figures(p: dict[str, Any]) -> tuple[float, str]:
     gc_gen = p["gc_max_generation"]
     gc_cpu = p["gc"][str(gc_gen)]["max_cpu_ms"]
     caused = max(p["gc_max_ms"], loop["longest_server_stall_ms"])
+    own = loop["longest_server_stall"]
     text = (f"GC max {p['gc_max_ms']:.1f} ms (gen {gc_gen}, {gc_cpu:.1f} ms CPU; "
             f"{p['gc']['2']['count']} full)  loop stall max {stall['ms']:.1f} ms "
             f"(own CPU {stall['cpu_ms']:.1f} / CPU wait {stall['runqueue_ms']:.1f} / blocked "
-            f"{stall['blocked_ms']:.1f})  server-caused stall max "
-            f"{loop['longest_server_stall_ms']:.1f} ms")
+            f"{stall['blocked_ms']:.1f}, other threads' CPU wait "
+            f"{stall['others_runqueue_ms']:.1f})  server-caused stall max "
+            f"{loop['longest_server_stall_ms']:.1f} ms (of a {own['ms']:.1f} ms stall: own CPU "
+            f"{own['cpu_ms']:.1f} / blocked {own['blocked_ms']:.1f})")
     if store:
         text += (f"  commit max {store['commit_max_ms']:.1f} ms  checkpoints "
                  f"{store['checkpoints']} (max {store['checkpoint_max_ms']:.1f} ms, in the "

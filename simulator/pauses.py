@@ -9,9 +9,11 @@ does not exist. The monitor records:
 * event-loop stalls: a task wakes every ``interval`` seconds and records how late it woke. Each
   late wake-up is split, from the loop thread's ``/proc/thread-self/schedstat``, into the time
   the thread ran (the server's own work: a collection, a long computation), the time it was
-  ready but waited for a CPU (other processes on the machine), and the rest (waiting for the
-  GIL held by another of the server's threads, a lock, or the disk). ``server_ms`` is the late
-  wake-up minus the CPU wait: what the server caused, however busy the machine was;
+  ready but waited for a CPU (other processes on the machine), and the rest, "blocked"
+  (waiting for the GIL held by another of the server's threads, a lock, or the disk). Blocked
+  time counts as CPU wait as far as the server's other threads were waiting for a CPU
+  meanwhile (a GIL holder that is not given a CPU). ``server_ms`` is the late wake-up minus
+  the CPU wait: what the server caused, however busy the machine was;
 * how long each request took inside the server, from its first byte to its last;
 * the SQLite store's commit and checkpoint durations, when the store keeps them (``stats``).
 """
@@ -60,13 +62,21 @@ class _Stat:
 
 
 class _SchedStat:
-    """The calling thread's (on-CPU ns, runqueue-wait ns) from /proc, or zeros without it."""
+    """(on-CPU ns, runqueue-wait ns) of the calling thread, and the runqueue wait of the
+    process's other threads, from /proc (zeros without it)."""
 
     def __init__(self) -> None:
+        self.tid = threading.get_native_id()
+        self.fd = self._open("/proc/thread-self/schedstat")
+        self.others: dict[str, int] = {}  # tid -> fd
+        self.calls = 0
+
+    @staticmethod
+    def _open(path: str) -> int | None:
         try:
-            self.fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+            return os.open(path, os.O_RDONLY)
         except OSError:
-            self.fd = None
+            return None
 
     def read(self) -> tuple[int, int]:
         if self.fd is None:
@@ -74,10 +84,38 @@ class _SchedStat:
         fields = os.pread(self.fd, 128, 0).split()
         return int(fields[0]), int(fields[1])
 
+    def others_wait(self) -> dict[str, int]:
+        """Runqueue wait (ns) so far of each of the process's other threads; the list of
+        threads is refreshed every 50 calls (threads come and go: workers, the checkpointer)."""
+        if self.fd is None:
+            return {}
+        self.calls += 1
+        if self.calls % 50 == 1:
+            self._refresh()
+        out = {}
+        for tid, fd in list(self.others.items()):
+            try:
+                out[tid] = int(os.pread(fd, 128, 0).split()[1])
+            except (OSError, IndexError, ValueError):  # the thread is gone
+                os.close(fd)
+                del self.others[tid]
+        return out
+
+    def _refresh(self) -> None:
+        try:
+            tids = set(os.listdir("/proc/self/task")) - {str(self.tid)}
+        except OSError:
+            return
+        for tid in tids - set(self.others):
+            fd = self._open(f"/proc/self/task/{tid}/schedstat")
+            if fd is not None:
+                self.others[tid] = fd
+
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for fd in [self.fd, *self.others.values()]:
+            if fd is not None:
+                os.close(fd)
+        self.fd, self.others = None, {}
 
 
 class PauseMonitor:
@@ -99,8 +137,10 @@ class PauseMonitor:
             self.gc = {g: _Stat() for g in range(3)}
             self.requests = _Stat()
             self.ticks = 0
-            self.stall = {"ms": 0.0, "cpu_ms": 0.0, "runqueue_ms": 0.0, "blocked_ms": 0.0}
-            self.server_stall_ms = 0.0
+            zero = {"ms": 0.0, "cpu_ms": 0.0, "runqueue_ms": 0.0, "blocked_ms": 0.0,
+                    "others_runqueue_ms": 0.0, "server_ms": 0.0}
+            self.stall = dict(zero)
+            self.server_stall = dict(zero)
             self.stalls_over = {20: 0, 50: 0}
             self.runqueue_ms = 0.0
             stats = getattr(self.store, "stats", None)
@@ -142,28 +182,40 @@ class PauseMonitor:
         interval = self.interval
         try:
             cpu0, wait0 = sched.read()
+            other0 = sched.others_wait()
             t0 = time.perf_counter()
             while True:
                 await asyncio.sleep(interval)
                 t1 = time.perf_counter()
                 cpu1, wait1 = sched.read()
-                self._tick(t1 - t0 - interval, (cpu1 - cpu0) / 1e9, (wait1 - wait0) / 1e9)
-                t0, cpu0, wait0 = t1, cpu1, wait1
+                other1 = sched.others_wait()
+                other = sum(w - other0[t] for t, w in other1.items() if t in other0)
+                self._tick(t1 - t0 - interval, (cpu1 - cpu0) / 1e9, (wait1 - wait0) / 1e9,
+                           other / 1e9)
+                t0, cpu0, wait0, other0 = t1, cpu1, wait1, other1
         finally:
             sched.close()
 
-    def _tick(self, late: float, cpu: float, runqueue: float) -> None:
+    def _tick(self, late: float, cpu: float, runqueue: float, others: float = 0.0) -> None:
         """One wake-up of the probe, ``late`` seconds after it was due; ``cpu`` and
-        ``runqueue`` are the loop thread's CPU time and CPU wait since the previous one."""
+        ``runqueue`` are the loop thread's CPU time and CPU wait since the previous one, and
+        ``others`` the CPU wait of the process's other threads meanwhile. Time the loop was
+        blocked (neither running nor waiting for a CPU: mostly waiting for the GIL) counts as
+        CPU wait as far as the other threads waited for a CPU: a worker thread that holds the
+        GIL and is not given a CPU stalls the loop because of the machine, not the server."""
         self.ticks += 1
         self.runqueue_ms += runqueue * 1e3
         late_ms = max(late, 0.0) * 1e3
-        server_ms = max(late_ms - runqueue * 1e3, 0.0)
+        blocked_ms = max(late_ms - cpu * 1e3 - runqueue * 1e3, 0.0)
+        wait_ms = runqueue * 1e3 + min(blocked_ms, others * 1e3)
+        server_ms = max(late_ms - wait_ms, 0.0)
+        parts = {"ms": late_ms, "cpu_ms": cpu * 1e3, "runqueue_ms": runqueue * 1e3,
+                 "blocked_ms": blocked_ms, "others_runqueue_ms": others * 1e3,
+                 "server_ms": server_ms}
         if late_ms > self.stall["ms"]:
-            self.stall = {"ms": late_ms, "cpu_ms": cpu * 1e3, "runqueue_ms": runqueue * 1e3,
-                          "blocked_ms": max(late_ms - cpu * 1e3 - runqueue * 1e3, 0.0)}
-        if server_ms > self.server_stall_ms:
-            self.server_stall_ms = server_ms
+            self.stall = parts
+        if server_ms > self.server_stall["server_ms"]:
+            self.server_stall = parts
         for limit in self.stalls_over:
             if server_ms > limit:
                 self.stalls_over[limit] += 1
@@ -180,7 +232,9 @@ class PauseMonitor:
             "gc_threshold": list(gc.get_threshold()),
             "loop": {"interval_ms": self.interval * 1e3, "ticks": self.ticks,
                      "longest_stall": {k: round(v, 3) for k, v in self.stall.items()},
-                     "longest_server_stall_ms": round(self.server_stall_ms, 3),
+                     "longest_server_stall": {k: round(v, 3)
+                                              for k, v in self.server_stall.items()},
+                     "longest_server_stall_ms": round(self.server_stall["server_ms"], 3),
                      "server_stalls_over_ms": {str(k): v for k, v in self.stalls_over.items()},
                      "runqueue_ms": round(self.runqueue_ms, 3)},
             "requests": self.requests.json(),

@@ -57,11 +57,15 @@ def test_a_late_wake_up_is_split_into_own_work_cpu_wait_and_blocked_time() -> No
     m = PauseMonitor()
     m._tick(0.080, cpu=0.010, runqueue=0.060)  # 80 ms late: 60 ms waiting for a CPU
     m._tick(0.030, cpu=0.029, runqueue=0.0)  # 30 ms of the server's own work
+    # 70 ms blocked (the GIL), 40 of them while the thread holding it waited for a CPU.
+    m._tick(0.075, cpu=0.005, runqueue=0.0, others=0.040)
     report = m.report()["loop"]
     assert report["longest_stall"] == {"ms": 80.0, "cpu_ms": 10.0, "runqueue_ms": 60.0,
-                                       "blocked_ms": 10.0}
-    assert report["longest_server_stall_ms"] == 30.0  # 80 - 60 < 30
-    assert report["server_stalls_over_ms"] == {"20": 1, "50": 0}  # over, not at, 20 ms
+                                       "blocked_ms": 10.0, "others_runqueue_ms": 0.0,
+                                       "server_ms": 20.0}
+    assert report["longest_server_stall_ms"] == 35.0  # 75 - 40
+    assert report["longest_server_stall"]["blocked_ms"] == 70.0
+    assert report["server_stalls_over_ms"] == {"20": 2, "50": 0}  # over, not at, 20 ms
 
 
 # ------------------------------------------------------------------ the GC policy

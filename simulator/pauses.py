@@ -15,7 +15,7 @@ does not exist. The monitor records:
   meanwhile (a GIL holder that is not given a CPU). ``server_ms`` is the late wake-up minus
   the CPU wait: what the server caused, however busy the machine was;
 * how long each request took inside the server, from its first byte to its last;
-* the SQLite store's commit and checkpoint durations, when the store keeps them (``stats``).
+* the SQLite store's commit and checkpoint durations, when the store keeps them (``timings``).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class PauseMonitor:
             self.server_stall = dict(zero)
             self.stalls_over = {20: 0, 50: 0}
             self.runqueue_ms = 0.0
-            stats = getattr(self.store, "stats", None)
+            stats = getattr(self.store, "timings", None)
             if stats is not None:
                 stats.reset()
 
@@ -239,7 +239,7 @@ class PauseMonitor:
                      "runqueue_ms": round(self.runqueue_ms, 3)},
             "requests": self.requests.json(),
         }
-        stats = getattr(self.store, "stats", None)
+        stats = getattr(self.store, "timings", None)
         if stats is not None:
             out["store"] = stats.json()
         return out

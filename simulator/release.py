@@ -21,7 +21,7 @@ from typing import Any
 
 from orderfsm.store import RecordMap
 
-__all__ = ["release", "drain"]
+__all__ = ["release", "break_cycles", "drain"]
 
 #: Engine attributes that hold a merchant's records, caches and indexes.
 ENGINE_PARTS = ("orders", "payments", "refunds", "payment_keys", "order_index",
@@ -77,15 +77,24 @@ def _push_parts(stack: list, obj: Any) -> None:
 
 def release(merchant: Any) -> None:
     """Let go of a merchant that was replaced (and closed): its records, caches and indexes
-    are emptied piece by piece, and its ``extra`` (webhook outbox, hooks) is dropped, which
-    ends the merchant <-> outbox cycle. Call it off the event loop."""
+    are emptied piece by piece, then its cycles are broken (:func:`break_cycles`). Call it
+    off the event loop."""
     engine = merchant.engine
     for name in ENGINE_PARTS:
         part = getattr(engine, name, None)
         if part is not None:
             drain(part)
     drain(merchant.idempotency._seen)
+    break_cycles(merchant)
+
+
+def break_cycles(merchant: Any) -> None:
+    """Drop a closed merchant's ``extra`` (webhook outbox, hooks), which ends the merchant <->
+    outbox cycle, and the engine <-> catalog one, so the merchant is freed by reference
+    counting. Without this, a copy that a full collection had seen alive (and the serving
+    GC policy froze, see gc_policy.py) would never be freed."""
     merchant.extra = {}
+    engine = merchant.engine
     catalog = getattr(engine, "catalog", None)
     if getattr(catalog, "_engine", None) is engine:
-        catalog._engine = None  # the engine <-> catalog cycle
+        catalog._engine = None

@@ -66,6 +66,12 @@ def bulk_gc() -> Iterator[_Bulk]:
                 gc.enable()
 
 
+def _break_cycles(m: "Merchant") -> None:
+    from .release import break_cycles
+
+    break_cycles(m)
+
+
 def _counted(rows: Iterable[Any], bulk: _Bulk) -> Iterator[Any]:
     for row in rows:
         bulk.records += 1
@@ -362,6 +368,7 @@ class Store:
                 with self._lock:
                     self.merchants.pop(token, None)
                 m.close()
+                _break_cycles(m)
             return None
         if m is not None and m.gen == session.gen and m.seq == session.seq and not m.closed:
             return m
@@ -382,6 +389,8 @@ class Store:
                 if old is not None:
                     old.close()
                 self._publish(m)
+        if old is not None:
+            _break_cycles(old)  # freed now, not left to (or frozen by) the collector
         return m
 
     def pending_deliveries(self, token: str) -> int:

@@ -231,3 +231,31 @@ def test_a_broken_large_snapshot_is_refused_as_bad_json(tail) -> None:
     with pytest.raises(SquareError) as err:
         parse_snapshot([broken[i:i + 65536] for i in range(0, len(broken), 65536)])
     assert err.value.status == 400
+
+
+def test_a_reloaded_copy_of_a_shared_merchant_is_freed_without_a_collection(pg_url) -> None:
+    """Two processes on one PostgreSQL database: when one changes the merchant, the other
+    reloads its copy, and the old copy goes at once (a copy the serving GC policy had frozen
+    would otherwise stay for good)."""
+    apps = [create_app(db=pg_url), create_app(db=pg_url)]
+    for app in apps:
+        app.state.config.log_requests = False
+    writer, reader = (TestClient(app) for app in apps)
+
+    def pay(key: str) -> None:
+        assert writer.post("/v2/payments", headers=H, json={
+            "idempotency_key": key, "source_id": "cnon:card-nonce-ok",
+            "amount_money": {"amount": 100, "currency": "USD"}}).status_code == 200
+
+    pay("one")
+    assert len(reader.get("/v2/payments", headers=H).json()["payments"]) == 1
+    old = apps[1].state.store.merchants["pause-token"]
+    copy = weakref.ref(old)
+    del old
+    pay("two")
+    gc.disable()
+    try:
+        assert len(reader.get("/v2/payments", headers=H).json()["payments"]) == 2  # reloaded
+        assert copy() is None
+    finally:
+        gc.enable()

@@ -26,7 +26,7 @@ def test_a_commit_never_checkpoints(tmp_path) -> None:
     # SQLite's own checkpoint would have run inside the commit that took the WAL past 1,000
     # pages, and started the WAL over; here every page of every commit is still in it.
     assert os.path.getsize(path + "-wal") > 1500 * 4096
-    assert s.stats.commits >= 1500 and s.stats.checkpoints == 0
+    assert s.timings.commits >= 1500 and s.timings.checkpoints == 0
     s.close()
 
 
@@ -37,7 +37,7 @@ def test_a_checkpoint_past_the_limit_starts_the_wal_over(tmp_path) -> None:
     _fill(s, gen, 300)
     pages, done = s.checkpoint()
     assert pages > 64 and done == pages
-    assert s.stats.checkpoints == 1 and s.stats.locked_checkpoints == 0  # nothing to catch up
+    assert s.timings.checkpoints == 1 and s.timings.locked_checkpoints == 0  # nothing to catch up
     s.commit(gen, {("order", "after"): {"b": 1}})
     # The next write found everything copied: the WAL started over, cut to the limit.
     assert os.path.getsize(path + "-wal") <= 64 * 4096
@@ -69,11 +69,11 @@ def test_writers_are_held_up_only_when_passes_cannot_catch_up(tmp_path) -> None:
     _scripted(s, growing, seen)
     s.checkpoint()
     assert seen == [("pass", False)] * (module.CATCH_UP + 1) + [("locked", True)]
-    assert s.stats.locked_checkpoints == 1
+    assert s.timings.locked_checkpoints == 1
     seen.clear()
     _scripted(s, [(100, 95), (120, 110), (3, 3)], seen)  # the WAL started over meanwhile
     s.checkpoint()
-    assert seen == [("pass", False)] * 3 and s.stats.locked_checkpoints == 1
+    assert seen == [("pass", False)] * 3 and s.timings.locked_checkpoints == 1
     seen.clear()
     _scripted(s, [(30, 30)], seen)  # under the limit: one pass
     s.checkpoint()
@@ -97,11 +97,11 @@ def test_checkpoints_run_in_a_background_thread(tmp_path) -> None:
     writer = threading.Thread(target=write)
     writer.start()
     deadline = time.monotonic() + 30
-    while s.stats.checkpoints < 5 and time.monotonic() < deadline:
+    while s.timings.checkpoints < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
     stop.set()
     writer.join()
-    assert s.stats.checkpoints >= 5
+    assert s.timings.checkpoints >= 5
     s.close()
     assert not s._checkpointer.is_alive()  # close() stops it
     # Everything committed is in the file, readable by a plain connection.

@@ -42,7 +42,7 @@ WAL_LIMIT = 65536
 CATCH_UP = 3
 
 
-class StoreStats:
+class StoreTimings:
     """Durations of commits and checkpoints (for benchmarks: ``/_sim/pauses``)."""
 
     def __init__(self) -> None:
@@ -92,7 +92,7 @@ class SQLiteStore(StateStore):
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
         self.wal_limit = wal_limit
-        self.stats = StoreStats()
+        self.timings = StoreTimings()
         self._dirty = threading.Event()  # set by commits, cleared by checkpoints
         self._db = self._connect()
         self._db.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run in the background
@@ -221,7 +221,7 @@ class SQLiteStore(StateStore):
 
     def _committed(self, started: float) -> None:
         took = time.perf_counter() - started
-        stats = self.stats
+        stats = self.timings
         stats.commits += 1
         if took > stats.commit_max:
             stats.commit_max = took
@@ -258,7 +258,7 @@ class SQLiteStore(StateStore):
         return pages, done
 
     def _pass(self, db: sqlite3.Connection, locked: bool = False) -> tuple[int, int]:
-        stats = self.stats
+        stats = self.timings
         t0 = time.perf_counter()
         _, pages, done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         took = time.perf_counter() - t0

@@ -11,9 +11,9 @@ transaction, so another merchant's commit waits at most for one chunk.
 Checkpoints (copying the WAL back into the database file, with its disk syncs) never run inside a
 commit: SQLite's automatic checkpoint is off (``wal_autocheckpoint=0``) and a background thread
 runs a PASSIVE checkpoint, which writers do not wait for, every ``checkpoint_every`` seconds after
-commits. If writes keep coming faster than a checkpoint can catch up and the WAL passes
-``wal_limit`` pages, one checkpoint holds the write lock to finish, so the WAL starts over and
-its file stays bounded (``journal_size_limit``).
+commits. If writes keep coming so that the checkpoints never catch up and the WAL passes
+``wal_limit`` pages, a few more passes try, and then one holds the write lock to finish, so the
+WAL starts over and its file stays bounded (``journal_size_limit``).
 """
 
 from __future__ import annotations
@@ -246,8 +246,8 @@ class SQLiteStore(StateStore):
             if pages <= self.wal_limit:
                 return pages, done
             if done == pages and not self._dirty.is_set():
-                return pages, done  # all copied and nothing written since: the next write
-                # starts the WAL over
+                # All copied and nothing written since: the next write starts the WAL over.
+                return pages, done
             before = pages
             pages, done = self._pass(db)
             if pages < before:  # a write found everything copied and started the WAL over

@@ -76,15 +76,21 @@ def _push_parts(stack: list, obj: Any) -> None:
 
 
 def release(merchant: Any) -> None:
-    """Let go of a merchant that was replaced (and closed): its records, caches and indexes
-    are emptied piece by piece, then its cycles are broken (:func:`break_cycles`). Call it
-    off the event loop."""
+    """Let go of a merchant that was replaced (and closed): its records, caches, indexes and
+    webhook events are emptied piece by piece, then its cycles are broken
+    (:func:`break_cycles`). Call it off the event loop. Its outbox is no longer served (the
+    dispatcher has the new merchant's), and a delivery still in flight from it looks events
+    up with ``get``, so emptying them is safe."""
     engine = merchant.engine
     for name in ENGINE_PARTS:
         part = getattr(engine, name, None)
         if part is not None:
             drain(part)
     drain(merchant.idempotency._seen)
+    outbox = merchant.extra.get("webhooks")
+    if outbox is not None:  # up to 10,000 events with their payloads and deliveries
+        drain(outbox.by_id)
+        drain(outbox.events)
     break_cycles(merchant)
 
 

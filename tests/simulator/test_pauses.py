@@ -105,9 +105,15 @@ def test_serve_forever_settles_before_serving(monkeypatch) -> None:
 
     calls: list[str] = []
     monkeypatch.setattr(gc_policy, "settle", lambda: calls.append("settle"))
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append("run"))
-    sim.serve_forever("127.0.0.1", 1, object())
-    assert calls == ["settle", "run"]
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: calls.append(
+        f"run with switch interval {sys.getswitchinterval()}"))
+    before = sys.getswitchinterval()
+    try:
+        sim.serve_forever("127.0.0.1", 1, object())
+    finally:
+        sys.setswitchinterval(before)
+    assert calls == ["settle", f"run with switch interval {sim.SWITCH_INTERVAL}"]
+    assert sim.SWITCH_INTERVAL < before  # shorter than CPython's default
 
 
 # ------------------------------------------------------------------ letting go of a merchant

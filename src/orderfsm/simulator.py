@@ -91,9 +91,9 @@ def running(
 SWITCH_INTERVAL = 0.0005
 
 
-def serve_forever(host: str, port: int, app: Any, log_level: str = "info") -> None:
-    import uvicorn
-
+def prepare_serving_process() -> None:
+    """What every process that serves requests does once its app is built (``serve`` and each
+    ``serve --workers`` worker alike)."""
     from simulator.gc_policy import settle
 
     settle()  # garbage collection without long pauses (see simulator/gc_policy.py)
@@ -101,6 +101,12 @@ def serve_forever(host: str, port: int, app: Any, log_level: str = "info") -> No
     # event loop asks for it, and the loop asks once per socket read or write it made without
     # the GIL: at CPython's default 5 ms, one GET waited 20 to 60 ms behind a restore.
     sys.setswitchinterval(SWITCH_INTERVAL)
+
+
+def serve_forever(host: str, port: int, app: Any, log_level: str = "info") -> None:
+    import uvicorn
+
+    prepare_serving_process()
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 

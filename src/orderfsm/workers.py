@@ -63,10 +63,13 @@ def _listen(host: str, port: int) -> socket.socket:
 def _worker_main(host: str, port: int, options: str) -> None:
     import uvicorn
 
+    from .simulator import prepare_serving_process
+
     os.environ[CONFIG_ENV] = options
     sock = _listen(host, port)
-    config = uvicorn.Config(worker_app, factory=True, log_level="warning", access_log=False,
-                            lifespan="off")
+    app = worker_app()
+    prepare_serving_process()
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -116,6 +116,31 @@ def test_serve_forever_settles_before_serving(monkeypatch) -> None:
     assert sim.SWITCH_INTERVAL < before  # shorter than CPython's default
 
 
+def test_each_serve_workers_process_settles_before_serving(monkeypatch) -> None:
+    """A ``serve --workers`` worker builds its app, then takes the same garbage-collection and
+    switch-interval policy as a single ``serve`` process, before uvicorn serves."""
+    import json
+
+    import uvicorn
+
+    from orderfsm import simulator as sim
+    from orderfsm import workers
+    from simulator import gc_policy
+
+    calls: list[str] = []
+    monkeypatch.setattr(gc_policy, "settle", lambda: calls.append("settle"))
+    monkeypatch.setattr(workers, "worker_app", lambda: calls.append("app") or object())
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: calls.append(
+        f"run with switch interval {sys.getswitchinterval()}"))
+    monkeypatch.delenv(workers.CONFIG_ENV, raising=False)
+    before = sys.getswitchinterval()
+    try:
+        workers._worker_main("127.0.0.1", 0, json.dumps({}))
+    finally:
+        sys.setswitchinterval(before)
+    assert calls == ["app", "settle", f"run with switch interval {sim.SWITCH_INTERVAL}"]
+
+
 # ------------------------------------------------------------------ letting go of a merchant
 @pytest.mark.parametrize("db", ["memory", "sqlite"])
 def test_a_replaced_merchant_is_freed_without_a_collection(db, tmp_path) -> None:

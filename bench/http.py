@@ -764,6 +764,26 @@ def print_table(rows: list[tuple[str, str, str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks. Every temporary store (the server processes' too) goes under one
+    directory that is removed at the end; only ``--stored-db`` / ``--isolation-db`` stay."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="orderfsm-bench-")
+    saved = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tempfile.tempdir = root
+    try:
+        return _main(argv)
+    finally:
+        tempfile.tempdir = None
+        if saved is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = saved
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _main(argv: list[str] | None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests", type=int, default=20_000, help="max requests per throughput run")
     ap.add_argument("--seconds", type=float, default=4.0, help="max seconds per throughput run")

@@ -58,3 +58,59 @@ def pg_url(pg_server):
     url = pg_server.create_database(name)
     yield url
     pg_server.drop_database(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhook receivers
+#
+#   http_receiver(on_post)   start a loopback HTTP server in a thread; on_post(path, body)
+#                            answers each POST with a status (None: 200). The server has
+#                            .url(path="/hook") and .close(); it is closed after the test.
+# ---------------------------------------------------------------------------------------------
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class LoopbackReceiver:
+    def __init__(self, on_post) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                status = on_post(self.path, body) or 200
+                try:
+                    self.send_response(status)
+                    self.send_header("content-length", "0")
+                    self.end_headers()
+                except OSError:  # the sender went away (killed) while we waited
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.closed = False
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.server.shutdown()
+            self.server.server_close()
+
+
+@pytest.fixture
+def http_receiver():
+    started: list[LoopbackReceiver] = []
+
+    def start(on_post) -> LoopbackReceiver:
+        receiver = LoopbackReceiver(on_post)
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.close()

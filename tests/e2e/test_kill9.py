@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -27,33 +27,21 @@ RESTORED = re.compile(r"state: (.+); restored (\d+) merchant")
 TOKEN = "crash-test"
 
 
-class Hook:
-    """A webhook receiver on loopback that answers ``status`` and records event ids."""
+def _hook(http_receiver) -> SimpleNamespace:
+    """A webhook receiver on loopback that answers ``status`` and records events; with
+    ``hang`` set it holds each request until ``release`` is."""
+    hook = SimpleNamespace(status=503, events=[], hang=threading.Event(),
+                           release=threading.Event())
 
-    def __init__(self) -> None:
-        self.status = 503
-        self.events: list[dict[str, Any]] = []
-        self.hang = threading.Event()  # set: hold each request until released
-        self.release = threading.Event()
-        hook = self
+    def on_post(path: str, body: bytes) -> int:
+        hook.events.append(json.loads(body))
+        if hook.hang.is_set():
+            hook.release.wait(30)
+        return hook.status
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                hook.events.append(json.loads(body))
-                if hook.hang.is_set():
-                    hook.release.wait(30)
-                self.send_response(hook.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+    hook.receiver = http_receiver(on_post)
+    hook.url = hook.receiver.url()
+    return hook
 
 
 def _serve(cwd: Path, *extra: str) -> tuple[subprocess.Popen, str, str]:
@@ -67,8 +55,8 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.stdout.close()
 
 
-def test_nothing_acknowledged_is_lost_on_kill_9(tmp_path: Path) -> None:
-    hook = Hook()
+def test_nothing_acknowledged_is_lost_on_kill_9(tmp_path: Path, http_receiver) -> None:
+    hook = _hook(http_receiver)
     proc, base, banner = _serve(tmp_path)
     try:
         state_file = tmp_path / ".orderfsm" / "state.sqlite3"
@@ -167,7 +155,7 @@ def test_nothing_acknowledged_is_lost_on_kill_9(tmp_path: Path) -> None:
         assert len(event["deliveries"][0]["attempts"]) >= 2
     finally:
         _kill(proc)
-        hook.server.shutdown()
+        hook.release.set()
 
 
 def test_where_state_lives_follows_db_env_and_fresh(tmp_path: Path, monkeypatch) -> None:

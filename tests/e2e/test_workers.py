@@ -15,8 +15,8 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterator
 
 import httpx
@@ -233,44 +233,28 @@ def test_timers_fire_once_when_workers_advance_the_clock_together(workers) -> No
     assert moved == 600  # ten advances of a minute, none lost
 
 
-class Hook:
+def _hook(http_receiver) -> SimpleNamespace:
     """A loopback webhook receiver: records each delivery; the first one hangs until
-    ``release`` is set (its sender is killed meanwhile), later ones get 200."""
+    ``release`` is set (its sender is killed meanwhile) and is answered 500, later ones 200."""
+    hook = SimpleNamespace(received=[], release=threading.Event(), arrived=threading.Event())
 
-    def __init__(self) -> None:
-        self.received: list[tuple[str, int]] = []  # (event_id, status answered)
-        self.release = threading.Event()
-        self.arrived = threading.Event()
-        hook = self
+    def on_post(path: str, body: bytes) -> int:
+        first = not hook.received
+        status = 500 if first else 200
+        hook.received.append((json.loads(body)["event_id"], status))  # (event_id, status)
+        if first:
+            hook.arrived.set()
+            hook.release.wait(30)
+        return status
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                first = not hook.received
-                status = 500 if first else 200
-                hook.received.append((body["event_id"], status))
-                if first:
-                    hook.arrived.set()
-                    hook.release.wait(30)
-                try:
-                    self.send_response(status)
-                    self.send_header("content-length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+    hook.url = http_receiver(on_post).url()
+    return hook
 
 
-def test_a_delivery_whose_worker_is_killed_is_retried_and_delivered_once(workers) -> None:
+def test_a_delivery_whose_worker_is_killed_is_retried_and_delivered_once(workers,
+                                                                          http_receiver) -> None:
     token = "deliver-kill"
-    hook = Hook()
+    hook = _hook(http_receiver)
     try:
         workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
             "event_types": ["order.created"], "notification_url": hook.url}})
@@ -295,7 +279,6 @@ def test_a_delivery_whose_worker_is_killed_is_retried_and_delivered_once(workers
             time.sleep(0.1)
     finally:
         hook.release.set()
-        hook.server.shutdown()
 
 
 def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(workers) -> None:
@@ -362,76 +345,47 @@ def test_kill_9_of_a_worker_under_load_loses_nothing_acknowledged(workers) -> No
     assert len({pid for _, pid, _ in acked.values()}) == len(acked)
 
 
-def test_a_test_notification_whose_receiver_calls_back_does_not_wait_for_itself(workers):
+def test_a_test_notification_whose_receiver_calls_back_does_not_wait_for_itself(
+        workers, http_receiver):
     """TestWebhookSubscription holds the merchant only around recording the event and the
     attempt: a receiver that calls the same merchant before answering gets its answer."""
     token = "test-callback"
     seen: list[int] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers["content-length"]))
-            for _ in range(3):  # any worker may take these
-                seen.append(workers.call("GET", "/v2/orders/nope", token, timeout=5).status_code)
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
+    def on_post(path: str, body: bytes) -> int:
+        for _ in range(3):  # any worker may take these
+            seen.append(workers.call("GET", "/v2/orders/nope", token, timeout=5).status_code)
+        return 200
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.daemon_threads = True
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    try:
-        sub = workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
-            "event_types": ["payment.created"],
-            "notification_url": f"http://127.0.0.1:{receiver.server_port}/hook"}})
-        started = time.monotonic()
-        result = workers.ok("POST", f"/v2/webhooks/subscriptions/{sub['subscription']['id']}"
-                                    "/test", token, {})["subscription_test_result"]
-        assert result["status_code"] == 200 and seen == [404, 404, 404]
-        assert time.monotonic() - started < 8
-        [event] = workers.ok("GET", "/_sim/events", token)["events"]
-        assert event["event_id"] == result["id"] and event["test"]
-        assert [d["status"] for d in event["deliveries"]] == ["delivered"]
-    finally:
-        receiver.shutdown()
+    receiver = http_receiver(on_post)
+    sub = workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
+        "event_types": ["payment.created"], "notification_url": receiver.url()}})
+    started = time.monotonic()
+    result = workers.ok("POST", f"/v2/webhooks/subscriptions/{sub['subscription']['id']}"
+                                "/test", token, {})["subscription_test_result"]
+    assert result["status_code"] == 200 and seen == [404, 404, 404]
+    assert time.monotonic() - started < 8
+    [event] = workers.ok("GET", "/_sim/events", token)["events"]
+    assert event["event_id"] == result["id"] and event["test"]
+    assert [d["status"] for d in event["deliveries"]] == ["delivered"]
 
 
-def test_each_delivery_is_attempted_once_whichever_worker_recorded_it(workers) -> None:
+def test_each_delivery_is_attempted_once_whichever_worker_recorded_it(workers,
+                                                                      http_receiver) -> None:
     token = "deliver-once"
     got: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            got.append(json.loads(self.rfile.read(int(self.headers["content-length"])))[
-                "event_id"])
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.daemon_threads = True
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    try:
-        workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
-            "event_types": ["payment.created"],
-            "notification_url": f"http://127.0.0.1:{receiver.server_port}/hook"}})
-        _together([lambda i=i: workers.call("POST", "/v2/payments", token, {
-            "idempotency_key": f"k{i}", "source_id": "cnon:card-nonce-ok",
-            "amount_money": _usd(100 + i)}) for i in range(20)])
-        body = workers.ok("POST", "/_sim/webhooks/flush", token, {"timeout_seconds": 30})
-        assert body["idle"] and body["deliveries"]["delivered"] == 20, body
-        events = workers.ok("GET", "/_sim/events?type=payment.created", token)["events"]
-        assert len(events) == 20
-        assert sorted(got) == sorted(e["event_id"] for e in events)  # each once
-        assert all(len(e["deliveries"][0]["attempts"]) == 1 for e in events)
-    finally:
-        receiver.shutdown()
+    receiver = http_receiver(lambda path, body: got.append(json.loads(body)["event_id"]))
+    workers.ok("POST", "/v2/webhooks/subscriptions", token, {"subscription": {
+        "event_types": ["payment.created"], "notification_url": receiver.url()}})
+    _together([lambda i=i: workers.call("POST", "/v2/payments", token, {
+        "idempotency_key": f"k{i}", "source_id": "cnon:card-nonce-ok",
+        "amount_money": _usd(100 + i)}) for i in range(20)])
+    body = workers.ok("POST", "/_sim/webhooks/flush", token, {"timeout_seconds": 30})
+    assert body["idle"] and body["deliveries"]["delivered"] == 20, body
+    events = workers.ok("GET", "/_sim/events?type=payment.created", token)["events"]
+    assert len(events) == 20
+    assert sorted(got) == sorted(e["event_id"] for e in events)  # each once
+    assert all(len(e["deliveries"][0]["attempts"]) == 1 for e in events)
 
 
 def test_a_reset_and_a_restore_are_seen_by_every_worker(workers) -> None:

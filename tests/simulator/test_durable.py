@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -27,40 +27,17 @@ def usd(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": "USD"}
 
 
-class _Receiver:
-    """Loopback webhook receiver answering ``status`` (changeable) and recording events."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.events: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                outer.events.append(json.loads(body))
-                self.send_response(outer.status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    r = _Receiver()
-    yield r
-    r.close()
+def receiver(http_receiver) -> SimpleNamespace:
+    """A loopback webhook receiver answering ``status`` (changeable) and recording events."""
+    hook = SimpleNamespace(status=200, events=[])
+
+    def on_post(path: str, body: bytes) -> int:
+        hook.events.append(json.loads(body))
+        return hook.status
+
+    hook.url = http_receiver(on_post).url()
+    return hook
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

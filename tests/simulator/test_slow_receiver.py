@@ -4,35 +4,23 @@ from __future__ import annotations
 
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from simulator import create_app
 
 from .conftest import TestClient, auth
 
 
-def test_a_hanging_receiver_delays_only_its_own_merchant() -> None:
+def test_a_hanging_receiver_delays_only_its_own_merchant(http_receiver) -> None:
     release = threading.Event()
     arrived: dict[str, float] = {}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            self.rfile.read(int(self.headers.get("content-length") or 0))
-            arrived.setdefault(self.path, time.monotonic())
-            if self.path == "/slow":
-                release.wait(20)
-            self.send_response(200)
-            self.send_header("content-length", "0")
-            self.end_headers()
+    def on_post(path: str, body: bytes) -> int:
+        arrived.setdefault(path, time.monotonic())
+        if path == "/slow":
+            release.wait(20)
+        return 200
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = http_receiver(on_post).url("")
     app = create_app()
     app.state.config.log_requests = False
     c = TestClient(app)
@@ -57,5 +45,3 @@ def test_a_hanging_receiver_delays_only_its_own_merchant() -> None:
         assert not release.is_set()
     finally:
         release.set()
-        server.shutdown()
-        server.server_close()

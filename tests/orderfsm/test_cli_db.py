@@ -22,10 +22,8 @@ def invoke(*args: str):
 
 def _version_2_sqlite(path) -> None:
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for step in schema.MIGRATIONS[:2]:
-        for statement in step:
-            db.execute(statement)
+    db.execute(schema.META_TABLE)
+    schema.apply_migrations(db.execute, 0, "a test database", upto=2)
     db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
     db.execute("INSERT INTO merchants VALUES ('t', 1)")
     db.execute("INSERT INTO generations VALUES (1)")

@@ -36,10 +36,8 @@ def test_open_store_picks_postgres_and_migrates_to_the_current_schema(pg_url) ->
 def test_the_same_migrations_take_a_version_2_database_to_the_current_one(pg_url, tmp_path):
     # Build a version 2 database with the shared MIGRATIONS, on both servers' SQL.
     with _raw(pg_url) as db:
-        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        for step in schema.MIGRATIONS[:2]:
-            for statement in step:
-                db.execute(statement)
+        db.execute(schema.META_TABLE)
+        schema.apply_migrations(db.execute, 0, "a test database", upto=2)
         db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
         db.execute("INSERT INTO merchants VALUES ('t', 1)")
         db.execute("INSERT INTO generations VALUES (1)")
@@ -51,10 +49,8 @@ def test_the_same_migrations_take_a_version_2_database_to_the_current_one(pg_url
     s.close()
     lite = tmp_path / "v2.db"
     db = sqlite3.connect(lite)
-    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    for step in schema.MIGRATIONS[:2]:
-        for statement in step:
-            db.execute(statement)
+    db.execute(schema.META_TABLE)
+    schema.apply_migrations(db.execute, 0, "a test database", upto=2)
     db.execute("INSERT INTO meta VALUES ('schema_version', '2')")
     db.commit()
     db.close()

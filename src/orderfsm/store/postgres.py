@@ -34,7 +34,8 @@ import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
-from .schema import CHURN_KINDS, MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
+from .schema import (CHURN_KINDS, META_TABLE, RECORD_VERSION, SCHEMA_VERSION,
+                     apply_migrations, migrate_record)
 
 __all__ = ["PostgresStore", "Session", "driver", "MISSING_DRIVER", "NOTIFY_CHANNEL"]
 
@@ -192,17 +193,10 @@ class PostgresStore(StateStore):
         Processes starting together take turns (an advisory lock)."""
         with self._tx() as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
-                         "value TEXT NOT NULL)")
+            conn.execute(META_TABLE)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row else 0
-            if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.location} has schema version {version}; this orderfsm knows up to "
-                    f"{SCHEMA_VERSION}. Upgrade orderfsm.")
-            for step in MIGRATIONS[version:]:
-                for statement in step:
-                    conn.execute(statement)
+            apply_migrations(conn.execute, version, self.location)
             conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', %s) "
                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                          (str(SCHEMA_VERSION),))

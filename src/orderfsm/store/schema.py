@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "CHURN_KINDS", "RECORD_VERSION",
-           "RECORD_MIGRATIONS", "migrate_record"]
+           "RECORD_MIGRATIONS", "migrate_record", "META_TABLE", "apply_migrations"]
 
 MIGRATIONS: list[list[str]] = [
     # 0 -> 1: merchants point at a generation of records.
@@ -55,6 +55,23 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE churn ADD COLUMN ord BIGINT NOT NULL DEFAULT 0",
     ],
 ]
+#: Where every store keeps its schema version (``key = 'schema_version'``); created first.
+META_TABLE = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+
+
+def apply_migrations(execute: Callable[[str], Any], version: int, where: str, *,
+                     hint: str = "", upto: int | None = None) -> None:
+    """Run, through ``execute(sql)``, the statements of every migration a database at schema
+    ``version`` lacks (up to ``upto``, the current version by default), in order. A database
+    newer than this orderfsm is refused: ``where`` names it and ``hint`` ends the message."""
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"{where} has schema version {version}; this orderfsm knows up to "
+                           f"{SCHEMA_VERSION}. Upgrade orderfsm{hint}.")
+    for step in MIGRATIONS[version:upto]:
+        for statement in step:
+            execute(statement)
+
+
 #: Record kinds kept in the ``churn`` table; every other kind is in ``records``.
 CHURN_KINDS = frozenset({"event", "timer"})
 SCHEMA_VERSION = len(MIGRATIONS)

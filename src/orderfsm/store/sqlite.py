@@ -26,7 +26,8 @@ import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
-from .schema import CHURN_KINDS, MIGRATIONS, RECORD_VERSION, SCHEMA_VERSION, migrate_record
+from .schema import (CHURN_KINDS, META_TABLE, RECORD_VERSION, SCHEMA_VERSION,
+                     apply_migrations, migrate_record)
 
 __all__ = ["SQLiteStore"]
 
@@ -132,18 +133,12 @@ class SQLiteStore(StateStore):
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, "
-                           "value TEXT NOT NULL)")
+                db.execute(META_TABLE)
                 row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 version = int(row[0]) if row else 0
-                if version > SCHEMA_VERSION:
-                    raise RuntimeError(
-                        f"{self.path} has schema version {version}; this orderfsm knows up to "
-                        f"{SCHEMA_VERSION}. Upgrade orderfsm, or start with --fresh.")
+                apply_migrations(db.execute, version, str(self.path),
+                                 hint=", or start with --fresh")
                 self.upgraded_from = version
-                for step in MIGRATIONS[version:]:
-                    for statement in step:
-                        db.execute(statement)
                 db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?) "
                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                            (str(SCHEMA_VERSION),))

@@ -34,13 +34,14 @@ import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
-from .schema import (CHURN_KINDS, META_TABLE, RECORD_VERSION, SCHEMA_VERSION,
+from .schema import dump_record as _dumps
+from .schema import table_of as _table
+from .schema import (META_TABLE, RECORD_VERSION, SCHEMA_VERSION, TABLES, rows_by_table,
                      apply_migrations, migrate_record)
 
 __all__ = ["PostgresStore", "Session", "driver", "MISSING_DRIVER", "NOTIFY_CHANNEL"]
 
 CHUNK = 1000
-TABLES = ("records", "churn")
 #: Advisory lock keys (pg_advisory_*): migrations, handing out generations, the delivering
 #: process.
 MIGRATE_LOCK = 0x6F72646672_01
@@ -56,7 +57,6 @@ ORPHAN_AGE = 3600.0
 MISSING_DRIVER = ("a postgresql:// store needs the PostgreSQL driver psycopg 3: "
                   "pip install 'orderfsm[postgres]'")
 
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
 
@@ -69,8 +69,6 @@ def driver() -> Any:
     return psycopg
 
 
-def _table(kind: str) -> str:
-    return "churn" if kind in CHURN_KINDS else "records"
 
 
 def redact(url: str) -> str:
@@ -356,13 +354,7 @@ class PostgresStore(StateStore):
                base: int | None = None) -> int:
         """Write ``changes``; returns how many rows were put. New rows take positions
         (``ord``) from ``base`` on, or, without one, from the generation's own counter."""
-        puts: dict[str, list] = {t: [] for t in TABLES}
-        deletes: dict[str, list] = {t: [] for t in TABLES}
-        for (kind, ident), value in changes.items():
-            if value is DELETE:
-                deletes[_table(kind)].append((gen, kind, ident))
-            else:
-                puts[_table(kind)].append([gen, kind, ident, RECORD_VERSION, _dumps(value)])
+        puts, deletes = rows_by_table(gen, changes, DELETE)
         count = len(puts["records"]) + len(puts["churn"])
         # Positions in the order first written (an update keeps the row's position). A live
         # merchant's writes are numbered from its change counter (``base``: the counter the

@@ -14,10 +14,12 @@ records existed, are converted by :mod:`orderfsm.store.records`.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import json
+from typing import Any, Callable, Mapping
 
 __all__ = ["SCHEMA_VERSION", "MIGRATIONS", "CHURN_KINDS", "RECORD_VERSION",
-           "RECORD_MIGRATIONS", "migrate_record", "META_TABLE", "apply_migrations"]
+           "RECORD_MIGRATIONS", "migrate_record", "META_TABLE", "apply_migrations", "TABLES",
+           "table_of", "dump_record", "rows_by_table"]
 
 MIGRATIONS: list[list[str]] = [
     # 0 -> 1: merchants point at a generation of records.
@@ -75,6 +77,32 @@ def apply_migrations(execute: Callable[[str], Any], version: int, where: str, *,
 #: Record kinds kept in the ``churn`` table; every other kind is in ``records``.
 CHURN_KINDS = frozenset({"event", "timer"})
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: The tables records live in.
+TABLES = ("records", "churn")
+
+
+def table_of(kind: str) -> str:
+    return "churn" if kind in CHURN_KINDS else "records"
+
+
+#: A record as the JSON text a row holds.
+dump_record = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def rows_by_table(gen: int, changes: Mapping[tuple[str, str], Any],
+                  delete: Any) -> tuple[dict[str, list], dict[str, list]]:
+    """A commit's changes as rows per table: ``[gen, kind, id, version, JSON]`` to write, and
+    ``(gen, kind, id)`` to delete (the records whose value is ``delete``)."""
+    puts: dict[str, list] = {t: [] for t in TABLES}
+    deletes: dict[str, list] = {t: [] for t in TABLES}
+    for (kind, ident), value in changes.items():
+        if value is delete:
+            deletes[table_of(kind)].append((gen, kind, ident))
+        else:
+            puts[table_of(kind)].append([gen, kind, ident, RECORD_VERSION, dump_record(value)])
+    return puts, deletes
+
 
 #: Version of the JSON written into records today.
 RECORD_VERSION = 1

@@ -26,13 +26,14 @@ import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from .base import DELETE, Key, RecordMap, StateStore, store_stats
-from .schema import (CHURN_KINDS, META_TABLE, RECORD_VERSION, SCHEMA_VERSION,
+from .schema import dump_record as _dumps
+from .schema import table_of as _table
+from .schema import (META_TABLE, RECORD_VERSION, SCHEMA_VERSION, TABLES, rows_by_table,
                      apply_migrations, migrate_record)
 
 __all__ = ["SQLiteStore"]
 
 CHUNK = 1000
-TABLES = ("records", "churn")
 #: Seconds between background checkpoints (when something was committed).
 CHECKPOINT_EVERY = 0.25
 #: WAL pages (4 KiB each) beyond which checkpoints try to catch up with the writers, and
@@ -67,9 +68,6 @@ class StoreTimings:
                 "wal_pages_max": self.wal_pages_max}
 
 
-def _table(kind: str) -> str:
-    return "churn" if kind in CHURN_KINDS else "records"
-_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 _loads = json.loads
 
 
@@ -186,13 +184,7 @@ class SQLiteStore(StateStore):
     def commit(self, gen: int, changes: Mapping[Key, Any]) -> None:
         if not changes:
             return
-        puts: dict[str, list] = {t: [] for t in TABLES}
-        deletes: dict[str, list] = {t: [] for t in TABLES}
-        for (kind, ident), value in changes.items():
-            if value is DELETE:
-                deletes[_table(kind)].append((gen, kind, ident))
-            else:
-                puts[_table(kind)].append((gen, kind, ident, RECORD_VERSION, _dumps(value)))
+        puts, deletes = rows_by_table(gen, changes, DELETE)
         started = time.perf_counter()
         with self._write_lock:
             db = self._db

@@ -418,17 +418,27 @@ class EngineCore:
         }
 
     @classmethod
+    def from_header(cls, header: Mapping[str, Any], now: datetime, *,
+                    clock: ManualClock | None = None, record_events: bool = False) -> "Engine":
+        """An engine with no records yet, with the settings and identity a snapshot's or a
+        store's engine header gives; its clock reads ``now``, or later if ``clock`` does."""
+        if clock is None:
+            clock = ManualClock(now)
+        elif clock.now() < now:
+            clock.set(now)
+        eng = cls(clock=clock, seed=header.get("seed", 0), variants=header.get("variants"),
+                  currency=header.get("currency", "USD"),
+                  refund_settle_delay=timedelta(seconds=header.get("refund_settle_delay", 10)),
+                  record_events=record_events)
+        eng.merchant_id = header["merchant_id"]
+        eng.main_location_id = header["main_location_id"]
+        return eng
+
+    @classmethod
     def restore(cls, data: Mapping[str, Any], *, clock: ManualClock | None = None,
                 record_events: bool = False) -> "Engine":
-        clock = clock or ManualClock(parse_rfc3339(data["now"]))
-        if clock.now() < parse_rfc3339(data["now"]):
-            clock.set(parse_rfc3339(data["now"]))
-        eng = cls(clock=clock, seed=data.get("seed", 0), variants=data.get("variants"),
-                  currency=data.get("currency", "USD"),
-                  refund_settle_delay=timedelta(seconds=data.get("refund_settle_delay", 10)),
-                  record_events=record_events)
-        eng.merchant_id = data["merchant_id"]
-        eng.main_location_id = data["main_location_id"]
+        eng = cls.from_header(data, parse_rfc3339(data["now"]), clock=clock,
+                              record_events=record_events)
         eng.locations = clone(data["locations"])
         eng.ids.counter = data["id_counter"]
         for rec in data["orders"].values():

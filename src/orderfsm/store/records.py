@@ -10,7 +10,7 @@ Indexes are not stored: :func:`load_engine` rebuilds them.
 from __future__ import annotations
 
 import heapq
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Iterator, Mapping
 
 from ..clock import ManualClock, parse_rfc3339
@@ -108,17 +108,8 @@ def _parse_time(text: str) -> datetime:
 
 def _new_engine(header: Mapping[str, Any], record_events: bool,
                 clock: ManualClock | None = None) -> Engine:
-    now = _parse_time(header["now"])
-    if clock is None:
-        clock = ManualClock(now)
-    elif clock.now() < now:
-        clock.set(now)
-    eng = Engine(clock=clock, seed=header.get("seed", 0), variants=header.get("variants"),
-                 currency=header.get("currency", "USD"),
-                 refund_settle_delay=timedelta(seconds=header.get("refund_settle_delay", 10)),
-                 record_events=record_events)
-    eng.merchant_id = header["merchant_id"]
-    eng.main_location_id = header["main_location_id"]
+    eng = Engine.from_header(header, _parse_time(header["now"]), clock=clock,
+                             record_events=record_events)
     if "locations" in header:
         eng.locations = dict(header["locations"])
     eng.ids.counter = header["id_counter"]

@@ -39,6 +39,8 @@ import binascii
 import hashlib
 import re
 from fractions import Fraction
+from itertools import repeat
+from operator import add as _add, sub as _sub
 from typing import Any, Callable, Mapping
 
 from .rules import violation
@@ -294,62 +296,7 @@ def _half(kind: str, uid: Any) -> str:
     return got
 
 
-class _AppliedUids:
-    """uids for generated applied references: 11 characters from the owner (a line or a service
-    charge) and 11 from the adjustment, each a pure function of what it names."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def half(kind: str, uid: Any) -> str:
-        return _half(kind, uid)
-
-    def __call__(self, owner: Any, adjustment: Any) -> str:
-        return _half("owner", owner) + _half("adjustment", adjustment)
-
-
-def _copies(entries: Any) -> Any:
-    """A new list with a shallow copy of each dict in ``entries`` (other values kept as they are)."""
-    if type(entries) is not list and type(entries) is not tuple:
-        return entries
-    return [dict(e) if type(e) is dict else e for e in entries]
-
-
-def _working_copy(order: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``order`` in which every object pricing writes to is new: the order, its line
-    items, their modifiers and applied references, its discounts, taxes and service charges and
-    the service charges' applied taxes. Everything pricing only reads (money objects, metadata,
-    fulfillments...) is shared with ``order``, which is left as it was."""
-    out = dict(order)
-    items = out.get("line_items")
-    if type(items) is list or type(items) is tuple:
-        lines = []
-        for li in items:
-            if type(li) is dict:
-                li = dict(li)
-                for key in ("applied_discounts", "applied_taxes", "applied_service_charges",
-                            "modifiers"):
-                    got = li.get(key)
-                    if got:
-                        li[key] = _copies(got)
-            lines.append(li)
-        out["line_items"] = lines
-    for key in ("discounts", "taxes"):
-        got = out.get(key)
-        if got:
-            out[key] = _copies(got)
-    charges = out.get("service_charges")
-    if charges:
-        charges = out["service_charges"] = _copies(charges)
-        if type(charges) is list:
-            for sc in charges:
-                if type(sc) is dict and sc.get("applied_taxes"):
-                    sc["applied_taxes"] = _copies(sc["applied_taxes"])
-    return out
-
-
 # ------------------------------------------------------------------------------ references
-_NO_MEMBERS: tuple[tuple, tuple] = ((), ())  # an adjustment no item refers to
 _REFS = (("applied_discounts", "discount_uid", "discounts"),
          ("applied_taxes", "tax_uid", "taxes"),
          ("applied_service_charges", "service_charge_uid", "service_charges"))
@@ -424,42 +371,200 @@ def attach_applied(order: dict, new_uid: Callable[[], str]) -> None:
 
 
 # ------------------------------------------------------------------------------ pricing
-def _uniform_references(lines: list, key: str, ref: str, wanted: list, halves: list,
-                        owners: list, applied_uid: _AppliedUids, table: dict) -> list | None:
-    """The common case of the reference pass, done column-wise: every line refers to exactly the
-    ORDER-scope adjustments in ``wanted``, each once, with a uid, all lines in one sequence
-    (lines without references get generated ones, in ``wanted`` order). Fills ``table`` and
-    returns that sequence. Returns None for any other order, having changed nothing but adding
-    generated references to lines that had none; the line-by-line pass then gives the same
-    result."""
-    half = _half
-    rows = []
-    first: list | None = None
+class _Column:
+    """The applied entries of one adjustment (a discount, a tax or a service charge).
+
+    ``ids`` are the items it applies to, in item order (lines first, then, for taxes, the taxable
+    subtotal-phase charges). ``srcs`` holds, for each, the entry the order already had, or None
+    where Square generates one; ``srcs`` is None when every entry is generated, and ``whole`` is
+    true when every entry exists and has its uid. ``entries`` are the priced entries, built once
+    the adjustment's shares are known."""
+
+    __slots__ = ("ids", "srcs", "whole", "entries")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.srcs: list | None = []
+        self.whole = False
+        self.entries: list | None = None
+
+    def add(self, idx: int, src: dict | None) -> int:
+        """Append item ``idx`` (with its existing entry, or None) and return its position."""
+        if src is None and self.srcs is None:
+            self.ids.append(idx)
+            return len(self.ids) - 1
+        if self.srcs is None:
+            self.srcs = [None] * len(self.ids)
+        self.whole = False
+        self.ids.append(idx)
+        self.srcs.append(src)
+        return len(self.ids) - 1
+
+
+_dict_get = dict.get
+_dict_copy = dict.copy
+_UNTOUCHED = "untouched"  # no line gets this kind of reference: lines keep what they have
+_CLEARED = "cleared"  # the order has no adjustment of this kind: lines' references are emptied
+
+
+def _reference_pass(lines: list, key: str, ref: str, known: set, wanted: list) -> tuple[dict, Any]:
+    """Which entries each line's ``key`` list will hold, and of which adjustments.
+
+    A line keeps its entries that name a known adjustment (the first for each), in the order it
+    lists them, and gets a generated entry for each ORDER-scope adjustment in ``wanted`` it does
+    not name. Returns the columns by adjustment uid and a layout: :data:`_CLEARED`,
+    :data:`_UNTOUCHED`, ``("uniform", seq)`` when every line holds one entry for each uid of
+    ``seq`` in that order (column position = line index), or ``("slots", slots)`` with, per
+    line, None (left as it is) or its ``(uid, position in the column)`` pairs in order."""
+    if not known:
+        return {}, _CLEARED
+    cols = {uid: _Column() for uid in known}
+    n = len(lines)
+    listed = False
+    for li in lines:
+        if li.get(key):
+            listed = True
+            break
+    distinct = bool(wanted) and len(set(wanted)) == len(wanted)
+    if not listed:
+        if not wanted:
+            return cols, _UNTOUCHED
+        if distinct:  # every entry generated, one column per adjustment
+            for uid in wanted:
+                col = cols[uid]
+                col.ids = list(range(n))
+                col.srcs = None
+            return cols, ("uniform", wanted)
+    elif distinct:
+        # The usual stored order: every line lists the same ORDER-scope adjustments in the same
+        # order, each entry with its uid (lines listing none get them all generated).
+        first: list | None = None
+        rows = []
+        refs, uids = repeat(ref), repeat("uid")
+        for li in lines:
+            got = li.get(key)
+            if not got:
+                seq = wanted
+                rows.append(None)
+            else:
+                try:
+                    seq = list(map(_dict_get, got, refs))
+                    named = all(map(_dict_get, got, uids))
+                except TypeError:  # an entry that is not an object
+                    break
+                if not named:
+                    break
+                rows.append(got)
+            if first is None:
+                if len(seq) != len(wanted) or set(seq) != set(wanted):
+                    break
+                first = seq
+            elif seq != first:
+                break
+        else:
+            whole = None not in rows  # else some lines get generated entries
+            for p, uid in enumerate(first or ()):
+                col = cols[uid]
+                col.ids = list(range(n))
+                col.srcs = [row[p] for row in rows] if whole else [
+                    row[p] if row is not None else None for row in rows]
+                col.whole = whole
+            return cols, ("uniform", first)
+    slots: list = [None] * n
     for i, li in enumerate(lines):
         got = li.get(key)
+        slot = []
         if not got:
-            owner = owners[i]
-            if owner is None:
-                owner = owners[i] = half("owner", str(li.get("uid") or i))
-            row = li[key] = [{"uid": owner + h, ref: uid} for uid, h in halves]
-            seq = wanted
+            if not wanted:
+                continue
+            for uid in wanted:
+                slot.append((uid, cols[uid].add(i, None)))
+            slots[i] = slot
+            continue
+        have = set()
+        for a in got:
+            if type(a) is dict:
+                r = a.get(ref)
+                if r in known and r not in have:
+                    have.add(r)
+                    slot.append((r, cols[r].add(i, a)))
+        if len(have) < len(wanted) or not have.issuperset(wanted):
+            for uid in wanted:
+                if uid not in have:
+                    slot.append((uid, cols[uid].add(i, None)))
+        slots[i] = slot
+    return cols, ("slots", slots)
+
+
+def _price_column(col: _Column, ref: str, uid: Any, owners: list, shares: list | None,
+                  cur: str) -> None:
+    """Build the column's entries: the existing ones copied, the missing uids and the generated
+    entries derived from their item and adjustment, each with its share (no ``applied_money``
+    when ``shares`` is None: an adjustment that does not apply to items, such as a subtotal-phase
+    service charge a line names)."""
+    h = _half("adjustment", uid)
+    ids = col.ids
+    srcs = col.srcs
+    if shares is None:
+        col.entries = [dict(a) if a.get("uid") else {**a, "uid": owners[i] + h}
+                       for i, a in zip(ids, srcs or ())]
+        return
+    if col.whole:
+        col.entries = entries = list(map(_dict_copy, srcs))
+        for e, s in zip(entries, shares):
+            e["applied_money"] = {"amount": s, "currency": cur}
+        return
+    if srcs is None:
+        os = owners if len(ids) == len(owners) else [owners[i] for i in ids]
+        col.entries = [{"uid": o + h, ref: uid, "applied_money": {"amount": s, "currency": cur}}
+                       for o, s in zip(os, shares)]
+        return
+    out = []
+    append = out.append
+    for i, a, s in zip(ids, srcs, shares):
+        m = {"amount": s, "currency": cur}
+        if a is None:
+            append({"uid": owners[i] + h, ref: uid, "applied_money": m})
+        elif a.get("uid"):
+            append({**a, "applied_money": m})
         else:
-            row = list(got)
-            seq = [a.get(ref) if type(a) is dict and a.get("uid") else None for a in row]
-        if first is None:
-            if len(seq) != len(wanted) or set(seq) != set(wanted):
-                return None
-            first = seq
-        elif seq != first:
-            return None
-        rows.append(row)
-    for uid, column in zip(first or (), zip(*rows)):
-        ids, entries = table[uid]
-        ids.extend(range(len(rows)))
-        entries.extend(column)
-    for li, row in zip(lines, rows):
-        li[key] = row
-    return first
+            append({**a, "uid": owners[i] + h, "applied_money": m})
+    col.entries = out
+
+
+def _rows(cols: dict, layout: Any, lines: list, key: str, rank: dict | None) -> list | None:
+    """Each line's new ``key`` list (None for all lines, or for one line: leave its list as it
+    is). The layout :data:`_CLEARED` empties the lists of the lines that list anything. With
+    ``rank``, a line's entries are ordered by it (stable)."""
+    if layout is _UNTOUCHED:
+        return None
+    if layout is _CLEARED:
+        return [[] if li.get(key) else None for li in lines]
+    n = len(lines)
+    kind, data = layout
+    if kind == "uniform":
+        seq = data
+        if rank is not None and len(seq) > 1:
+            seq = sorted(seq, key=rank.__getitem__)
+        columns = [cols[uid].entries for uid in seq]
+        return [list(row) for row in zip(*columns)] if columns else [[] for _ in range(n)]
+    out = []
+    for slot in data:
+        if slot is None:
+            out.append(None)
+            continue
+        if rank is not None and len(slot) > 1:
+            slot = sorted(slot, key=lambda t: rank[t[0]])
+        out.append([cols[uid].entries[j] for uid, j in slot])
+    return out
+
+
+def _with_dicts_replaced(entries: Any, new: list) -> list:
+    """``entries`` (a list) with its dicts replaced, in order, by those of ``new``."""
+    if len(new) == len(entries):
+        return new
+    it = iter(new)
+    return [next(it) if type(e) is dict else e for e in entries]
 
 
 def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order", *,
@@ -468,36 +573,50 @@ def price_order(order: Mapping[str, Any], currency: str, prefix: str = "order", 
 
     The copy shares the values pricing only reads (money objects, metadata...) with ``order``;
     treat both as read-only, or deep-copy the result before changing it in place."""
-    out = _working_copy(order)
+    out = dict(order)
     apply_pricing(out, currency, prefix, rounding=rounding)
     return out
 
 
 def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
                   rounding: str = "half_even") -> dict[str, Any]:
-    """Fill in every computed money field of ``order`` in place and return it.
+    """Fill in every computed money field of ``order`` and return it.
 
-    ``order`` must be a fresh copy the caller owns. ``prefix`` is the field path used in errors
-    ("order" for a request body). ``rounding`` is how a computed discount, tax or service charge
-    is rounded: "half_even" (Square's documented rule) or "down" (a key of :data:`ROUNDING`).
-    Raises a Square error for a malformed percentage or quantity, and for a computed amount
-    beyond int64.
+    ``order``'s own keys are set; the objects in it are left as they are: every line item,
+    modifier, applied entry, discount, tax and service charge that gets a computed field is
+    replaced by a new one. ``prefix`` is the field path used in errors ("order" for a request
+    body). ``rounding`` is how a computed discount, tax or service charge is rounded:
+    "half_even" (Square's documented rule) or "down" (a key of :data:`ROUNDING`). Raises a Square
+    error for a malformed percentage or quantity, and for a computed amount beyond int64.
     """
     adjust = ROUNDING[rounding]
     cur = currency
-    lines = [li for li in order.get("line_items") or () if type(li) is dict]
-    discounts = [d for d in order.get("discounts") or () if type(d) is dict]
-    taxes = [t for t in order.get("taxes") or () if type(t) is dict]
-    charges = [s for s in order.get("service_charges") or () if type(s) is dict]
-    tops = {"discounts": discounts, "taxes": taxes, "service_charges": charges}
-    for name, entries in tops.items():
-        for i, e in enumerate(entries):
-            if not e.get("uid"):
-                e["uid"] = derived_uid(name, str(i))
+    tops: dict[str, list] = {}
+    for name in ("discounts", "taxes", "service_charges"):
+        got = order.get(name)
+        entries: list = []
+        if got:
+            listed = []
+            for e in got:
+                if type(e) is dict:
+                    e = dict(e)
+                    entries.append(e)
+                listed.append(e)
+            order[name] = listed
+            for i, e in enumerate(entries):
+                if not e.get("uid"):
+                    e["uid"] = derived_uid(name, str(i))
+        tops[name] = entries
+    discounts, taxes, charges = tops["discounts"], tops["taxes"], tops["service_charges"]
+    items = order.get("line_items")
+    source = items if type(items) is list or type(items) is tuple else ()
+    lines = [li for li in source if type(li) is dict]
     n = len(lines)
 
     # 1. line amounts
     gross = [0] * n
+    variations = [0] * n
+    modifiers: list = [None] * n  # each line's priced modifiers, if it has any
     for i, li in enumerate(lines):
         q = li.get("quantity")
         if type(q) is str and q in _SIMPLE_QUANTITIES and "quantity_unit" not in li:
@@ -511,12 +630,13 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         variation = (price if type(price) is int else 0) * qn
         if qd != 1:
             variation = round_half_even(variation, qd)
-        li["variation_total_price_money"] = {"amount": variation, "currency": cur}
-        total = variation
+        variations[i] = total = variation
         mods = li.get("modifiers")
-        if mods:
+        if mods and (type(mods) is list or type(mods) is tuple):
+            priced = []
             for j, mod in enumerate(mods):
                 if type(mod) is not dict:
+                    priced.append(mod)
                     continue
                 if mod.get("quantity") is None:
                     mn = md = 1
@@ -529,40 +649,55 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
                     price = round_half_even(price, md * qd)
                 if price > INT64_MAX:
                     _overflow(f"{prefix}.line_items[{i}].modifiers[{j}].total_price_money")
-                mod["total_price_money"] = {"amount": price, "currency": cur}
+                priced.append({**mod, "total_price_money": {"amount": price, "currency": cur}})
                 total += price
+            modifiers[i] = priced
         if total > INT64_MAX:
             _overflow(f"{prefix}.line_items[{i}]." + (
                 "variation_total_price_money" if variation > INT64_MAX else "gross_sales_money"))
         gross[i] = total
 
     if not discounts and not taxes and not charges:  # nothing to adjust: the common order
-        zero = 0
-        for li, amount in zip(lines, gross):
+        new_lines = []
+        for li, amount, variation, mods in zip(lines, gross, variations, modifiers):
+            out = li.copy()
+            out["variation_total_price_money"] = {"amount": variation, "currency": cur}
+            if mods is not None:
+                out["modifiers"] = mods
             for key, _ref, _top in _REFS:
                 if li.get(key):
-                    li[key] = []
-            li["gross_sales_money"] = {"amount": amount, "currency": cur}
-            li["total_tax_money"] = {"amount": zero, "currency": cur}
-            li["total_discount_money"] = {"amount": zero, "currency": cur}
-            li["total_service_charge_money"] = {"amount": zero, "currency": cur}
-            li["total_money"] = {"amount": amount, "currency": cur}
+                    out[key] = []
+            out["gross_sales_money"] = {"amount": amount, "currency": cur}
+            out["total_tax_money"] = {"amount": 0, "currency": cur}
+            out["total_discount_money"] = {"amount": 0, "currency": cur}
+            out["total_service_charge_money"] = {"amount": 0, "currency": cur}
+            out["total_money"] = {"amount": amount, "currency": cur}
+            new_lines.append(out)
+        if type(items) is list or type(items) is tuple:
+            order["line_items"] = _with_dicts_replaced(items, new_lines)
         total = sum(gross)
         if total > INT64_MAX:
             _overflow(f"{prefix}.total_money")
         order["total_money"] = {"amount": total, "currency": cur}
         for key in ("total_tax_money", "total_discount_money", "total_tip_money",
                     "total_service_charge_money"):
-            order[key] = {"amount": zero, "currency": cur}
+            order[key] = {"amount": 0, "currency": cur}
         return order
 
-    scoped = _order_scoped(order, lines)
-    # The discounts in the sequence they are taken (step 2 below).
+    scoped = _order_scoped(tops, lines)
+    # The discounts in the sequence they are taken (step 2 below). Percentages are compared as
+    # integers over their common denominator (a power of ten); amounts as they are.
     plan = []
+    den = 1
+    discount_rates = []
     for k, d in enumerate(discounts):
         d["type"], rate = _discount_rate(d, f"{prefix}.discounts[{k}]")
+        discount_rates.append(rate)
         if rate is not None:
-            value: Any = Fraction(*rate)
+            den = max(den, rate[1])
+    for d, rate in zip(discounts, discount_rates):
+        if rate is not None:
+            value = rate[0] * (den // rate[1])
             step = 0
         else:
             value = _amount(d.get("amount_money"))
@@ -574,123 +709,43 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         plan.append((step, value, str(d["uid"]), d, rate))
     plan.sort(key=lambda p: p[:3])
     rank = {p[3]["uid"]: r for r, p in enumerate(plan)}
-    applied_uid = _AppliedUids()
-    # Applied references: for each adjustment, the indices of its lines and the applied entries
-    # on them (two lists, in line order); the ones Square generates for ORDER scope are added here.
-    refs: dict[str, dict[Any, tuple[list, list]]] = {}
-    owners: list = [None] * n  # each line's half of a generated uid, once it is needed
-    in_order: set[int] = set()  # lines whose applied discounts are all generated, in plan order
+
+    # Each line's half of a generated uid (the other half names the adjustment).
+    half = _half
+    known_owners = _HALVES["owner"]
+    owners = []
+    for i, li in enumerate(lines):
+        text = str(li.get("uid") or i)
+        owners.append(known_owners.get(text) or half("owner", text))
+    refs = {}
     for key, ref, top in _REFS:
-        known = {e["uid"] for e in tops[top]}
-        wanted = [e["uid"] for e in tops[top] if e["uid"] in scoped[key]]
+        entries = tops[top]
+        wanted = [e["uid"] for e in entries if e["uid"] in scoped[key]]
         if key == "applied_discounts":
             wanted.sort(key=rank.__getitem__)  # generated references come in the plan's order
-        table: dict[Any, tuple[list, list]] = {uid: ([], []) for uid in known}
-        refs[key] = table
-        if not known:
-            for li in lines:
-                if li.get(key):
-                    li[key] = []
-            continue
-        # (uid, the second half of the uid of each reference to it) for the ORDER-scope ones
-        halves = [(uid, applied_uid.half("adjustment", uid)) for uid in wanted]
-        columns = [table[uid] for uid in wanted]
-        if wanted and len(set(wanted)) == len(wanted):
-            for li in lines:
-                if li.get(key):
-                    break
-            else:  # no line refers to anything: all generated, one column per adjustment
-                known_halves = _HALVES["owner"]
-                for i, li in enumerate(lines):
-                    if owners[i] is None:
-                        text = str(li.get("uid") or i)
-                        owners[i] = known_halves.get(text) or _half("owner", text)
-                every = range(n)
-                generated = [[{"uid": o + h, ref: uid} for o in owners] for uid, h in halves]
-                for (ids, entries), column in zip(columns, generated):
-                    ids.extend(every)
-                    entries.extend(column)
-                for li, row in zip(lines, zip(*generated)):
-                    li[key] = list(row)
-                if key == "applied_discounts":
-                    in_order.update(every)
-                continue
-            seq = _uniform_references(lines, key, ref, wanted, halves, owners, applied_uid, table)
-            if seq is not None:
-                if key == "applied_discounts" and seq == wanted:
-                    in_order.update(range(n))  # already in the plan's order
-                continue
-        for i, li in enumerate(lines):
-            got = li.get(key)
-            if not got:
-                if not wanted:
-                    continue
-                owner = owners[i]
-                if owner is None:
-                    owner = owners[i] = applied_uid.half("owner", str(li.get("uid") or i))
-                current = [{"uid": owner + h, ref: uid} for uid, h in halves]
-                for (ids, entries), a in zip(columns, current):
-                    ids.append(i)
-                    entries.append(a)
-                li[key] = current
-                if key == "applied_discounts":
-                    in_order.add(i)
-                continue
-            current = []
-            have = set()
-            for a in got:
-                if type(a) is dict:
-                    r = a.get(ref)
-                    if r in known and r not in have:
-                        have.add(r)
-                        current.append(a)
-                        if not a.get("uid"):
-                            a["uid"] = applied_uid(str(li.get("uid") or i), r)
-                        ids, entries = table[r]
-                        ids.append(i)
-                        entries.append(a)
-            if len(have) < len(wanted) or not have.issuperset(wanted):
-                owner = applied_uid.half("owner", str(li.get("uid") or i))
-                for uid, h in halves:
-                    if uid not in have:
-                        a = {"uid": owner + h, ref: uid}
-                        current.append(a)
-                        ids, entries = table[uid]
-                        ids.append(i)
-                        entries.append(a)
-            li[key] = current
+        refs[key] = _reference_pass(lines, key, ref, {e["uid"] for e in entries}, wanted)
 
     # 2. discounts
     remaining = gross[:]  # each line's gross less its discounts so far
-    disc_refs = refs["applied_discounts"]
+    disc_cols = refs["applied_discounts"][0]
     for _step, value, _s, d, rate in plan:
-        ids, entries = disc_refs.get(d["uid"], _NO_MEMBERS)
+        col = disc_cols[d["uid"]]
+        ids = col.ids
         every_line = len(ids) == n  # ids come in line order, one per line
         weights = remaining if every_line else [remaining[i] for i in ids]
         base = sum(weights)
         amount = adjust(base * rate[0], rate[1]) if rate is not None else min(value, base)
         shares = spread(amount, weights)
         if every_line:
-            remaining = [r - x for r, x in zip(remaining, shares)]
+            remaining = list(map(_sub, remaining, shares))
         else:
             for i, share in zip(ids, shares):
                 remaining[i] -= share
-        for a, share in zip(entries, shares):
-            a["applied_money"] = {"amount": share, "currency": cur}
+        _price_column(col, "discount_uid", d["uid"], owners, shares, cur)
         d["applied_money"] = {"amount": amount, "currency": cur}
     if len(plan) > 1:
         order["discounts"] = [p[3] for p in plan] + [d for d in order["discounts"]
                                                      if type(d) is not dict]
-        # Lines usually list the same discounts in the same order: sort each sequence once.
-        orders: dict[tuple, list[int]] = {}
-        for i, li in enumerate(lines):
-            applied = li.get("applied_discounts")
-            if applied and len(applied) > 1 and i not in in_order:
-                seq = tuple([a["discount_uid"] for a in applied])
-                perm = orders.get(seq)
-                if perm is None:
-                    perm = orders[seq] = sorted(range(len(seq)), key=lambda j: rank[seq[j]])
-                li["applied_discounts"] = [applied[j] for j in perm]
 
     # 3.-4. service charges before taxes
     line_sc = [0] * n
@@ -715,9 +770,10 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         else:
             total_charges.append(entry)
     apportioned.sort(key=lambda e: (_PHASES.index(e[0]), e[1], e[2]))
-    sc_refs = refs["applied_service_charges"]
+    sc_cols = refs["applied_service_charges"][0]
     for _phase, value, _s, s, rate, _k in apportioned:
-        ids, entries = sc_refs.get(s["uid"], _NO_MEMBERS)
+        col = sc_cols[s["uid"]]
+        ids = col.ids
         weights = [running[i] for i in ids]
         amount = adjust(sum(weights) * rate[0], rate[1]) if rate else value
         if not ids:
@@ -725,12 +781,13 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         elif amount and not any(weights):  # a fixed charge on lines that are all zero: even split
             weights = [1] * len(ids)
         taxable = bool(s.get("taxable"))
-        for i, a, share in zip(ids, entries, spread(amount, weights)):
+        shares = spread(amount, weights)
+        for i, share in zip(ids, shares):
             running[i] += share
             line_sc[i] += share
             if taxable:
                 taxable_sc[i] += share
-            a["applied_money"] = {"amount": share, "currency": cur}
+        _price_column(col, "service_charge_uid", s["uid"], owners, shares, cur)
         s["applied_money"] = {"amount": amount, "currency": cur}
     subtotal = sum(running)
     for _phase, value, _s, s, rate, k in subtotal_charges:
@@ -740,34 +797,31 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         s["applied_money"] = {"amount": amount, "currency": cur}
 
     # 5. taxes, on "items": the lines (0..n-1), then the taxable subtotal-phase charges
-    tax_base = [remaining[i] + taxable_sc[i] for i in range(n)]
-    tax_refs = {uid: (list(ids), list(entries))
-                for uid, (ids, entries) in refs["applied_taxes"].items()}
+    tax_base = list(map(_add, remaining, taxable_sc))
+    tax_cols = refs["applied_taxes"][0]
+    item_owners = owners
     charge_item: dict[int, int] = {}
+    charge_slots = []  # (charge, its (tax uid, position in the column) pairs)
     order_taxes = [t["uid"] for t in taxes if t["uid"] in scoped["applied_taxes"]]
-    known_taxes = {t["uid"] for t in taxes}
     for _phase, _value, _s, s, _rate, k in subtotal_charges:
         if not s.get("taxable"):
             continue
-        current = []
-        have = set()
-        for a in s.get("applied_taxes") or ():
-            if type(a) is dict and a.get("tax_uid") in known_taxes and a["tax_uid"] not in have:
-                current.append(a)
-                have.add(a["tax_uid"])
-        for uid in order_taxes:
-            if uid not in have:
-                current.append({"uid": applied_uid(str(s["uid"]), uid), "tax_uid": uid})
-        s["applied_taxes"] = current
+        if item_owners is owners:
+            item_owners = owners[:]
         idx = len(tax_base)
         charge_item[k] = idx
         tax_base.append(s["applied_money"]["amount"])
-        for a in current:
-            if not a.get("uid"):
-                a["uid"] = applied_uid(str(s["uid"]), a["tax_uid"])
-            ids, entries = tax_refs.setdefault(a["tax_uid"], ([], []))
-            ids.append(idx)
-            entries.append(a)
+        item_owners.append(half("owner", str(s["uid"])))
+        slot = []
+        have = set()
+        for a in s.get("applied_taxes") or ():
+            if type(a) is dict and a.get("tax_uid") in tax_cols and a["tax_uid"] not in have:
+                have.add(a["tax_uid"])
+                slot.append((a["tax_uid"], tax_cols[a["tax_uid"]].add(idx, a)))
+        for uid in order_taxes:
+            if uid not in have:
+                slot.append((uid, tax_cols[uid].add(idx, None)))
+        charge_slots.append((s, slot))
     n_items = len(tax_base)
     incl = [0] * n_items
     add = [0] * n_items
@@ -788,11 +842,12 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
             combined = [0] * n_items
             for uid in inclusive:
                 a_rate = scaled[uid]
-                for idx in tax_refs.get(uid, _NO_MEMBERS)[0]:
+                for idx in tax_cols[uid].ids:
                     combined[idx] += a_rate
         for uid in inclusive:
             a_rate = scaled[uid]
-            ids, entries = tax_refs.get(uid, _NO_MEMBERS)
+            col = tax_cols[uid]
+            ids = col.ids
             every_item = len(ids) == n_items  # one per item, lines first, in order
             weights: list
             if combined is None:
@@ -809,12 +864,11 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
                 amount = adjust(whole.numerator, whole.denominator)
             shares = spread(amount, weights)
             if every_item:
-                incl = [x + share for x, share in zip(incl, shares)]
+                incl = list(map(_add, incl, shares))
             else:
                 for idx, share in zip(ids, shares):
                     incl[idx] += share
-            for a, share in zip(entries, shares):
-                a["applied_money"] = {"amount": share, "currency": cur}
+            _price_column(col, "tax_uid", uid, item_owners, shares, cur)
             applied_tax[uid] = amount
     net_of_inclusive: list | None = None  # each item's base less its inclusive taxes
     for t in taxes:
@@ -823,30 +877,42 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
             t["applied_money"] = {"amount": applied_tax[uid], "currency": cur}
             continue
         rate = rates[uid]
-        ids, entries = tax_refs.get(uid, _NO_MEMBERS)
+        col = tax_cols[uid]
+        ids = col.ids
         every_item = len(ids) == n_items  # one per item, lines first, in order
         if every_item:
             if net_of_inclusive is None:
-                net_of_inclusive = [b - c for b, c in zip(tax_base, incl)]
+                net_of_inclusive = list(map(_sub, tax_base, incl))
             weights = net_of_inclusive
         else:
             weights = [tax_base[idx] - incl[idx] for idx in ids]
         amount = adjust(sum(weights) * rate[0], rate[1])
         shares = spread(amount, weights)
         if every_item:
-            add = [t_ + x for t_, x in zip(add, shares)]
+            add = list(map(_add, add, shares))
         else:
             for idx, share in zip(ids, shares):
                 add[idx] += share
-        for a, share in zip(entries, shares):
-            a["applied_money"] = {"amount": share, "currency": cur}
+        _price_column(col, "tax_uid", uid, item_owners, shares, cur)
         t["applied_money"] = {"amount": amount, "currency": cur}
+    for s, slot in charge_slots:
+        s["applied_taxes"] = [tax_cols[uid].entries[j] for uid, j in slot]
+    # entries of adjustments that apply to no item (a line naming a subtotal-phase charge)
+    for key, ref, _top in _REFS:
+        for uid, col in refs[key][0].items():
+            if col.entries is None:
+                _price_column(col, ref, uid, owners, None, cur)
 
     # line results
+    rows = [(key, _rows(refs[key][0], refs[key][1], lines, key,
+                        rank if key == "applied_discounts" and len(plan) > 1 else None))
+            for key, _ref, _top in _REFS]
+    rows = [(key, got) for key, got in rows if got is not None]
     deduct_inclusive = cur in _INCLUSIVE_OUT_OF_GROSS
     total = 0
     tax_total = 0
     discount_total = 0
+    new_lines = []
     for i, li, g, net, sc, l_add, l_incl in zip(range(n), lines, gross, remaining, line_sc, add,
                                                 incl):
         sales_incl = l_incl
@@ -857,15 +923,25 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         if line_total > INT64_MAX or line_tax > INT64_MAX:
             _overflow(f"{prefix}.line_items[{i}]." + (
                 "total_money" if line_total > INT64_MAX else "total_tax_money"))
-        li["gross_sales_money"] = {"amount": g - sales_incl if deduct_inclusive else g,
-                                   "currency": cur}
-        li["total_tax_money"] = {"amount": line_tax, "currency": cur}
-        li["total_discount_money"] = {"amount": g - net, "currency": cur}
-        li["total_service_charge_money"] = {"amount": sc, "currency": cur}
-        li["total_money"] = {"amount": line_total, "currency": cur}
+        out = li.copy()
+        out["variation_total_price_money"] = {"amount": variations[i], "currency": cur}
+        if modifiers[i] is not None:
+            out["modifiers"] = modifiers[i]
+        for key, got in rows:
+            if got[i] is not None:
+                out[key] = got[i]
+        out["gross_sales_money"] = {"amount": g - sales_incl if deduct_inclusive else g,
+                                    "currency": cur}
+        out["total_tax_money"] = {"amount": line_tax, "currency": cur}
+        out["total_discount_money"] = {"amount": g - net, "currency": cur}
+        out["total_service_charge_money"] = {"amount": sc, "currency": cur}
+        out["total_money"] = {"amount": line_total, "currency": cur}
+        new_lines.append(out)
         total += line_total
         tax_total += line_tax
         discount_total += g - net
+    if type(items) is list or type(items) is tuple:
+        order["line_items"] = _with_dicts_replaced(items, new_lines)
     charge_total = sum(line_sc)
     for _phase, _value, _s, s, _rate, k in subtotal_charges:
         applied = s["applied_money"]["amount"]

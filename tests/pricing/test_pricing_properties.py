@@ -3,6 +3,7 @@ charges of every scope, type and phase."""
 
 from __future__ import annotations
 
+import copy
 import random
 from typing import Any
 
@@ -205,6 +206,39 @@ def test_calculate_order_equals_create_order(order: dict[str, Any]) -> None:
     assert money_by_uid(calc) == money_by_uid(made)
     assert money_by_uid(made) == money_by_uid(price_order(order, USD))
     assert made["net_amounts"]["total_money"] == made["total_money"]
+
+
+def scribble(priced: dict[str, Any]) -> None:
+    """Write into every object pricing computed something for."""
+    for li in priced["line_items"]:
+        li["total_money"] = None
+        for mod in li.get("modifiers", []):
+            mod["total_price_money"] = None
+        for key in ("applied_discounts", "applied_taxes", "applied_service_charges"):
+            for entry in li.get(key, []):
+                entry["applied_money"] = None
+    for key in ("discounts", "taxes", "service_charges"):
+        for entry in priced.get(key, []):
+            entry["applied_money"] = None
+            for applied in entry.get("applied_taxes", []):
+                applied["applied_money"] = None
+
+
+@given(orders())
+def test_pricing_writes_nothing_it_is_given_and_is_stable(order: dict[str, Any]) -> None:
+    frozen = copy.deepcopy(order)
+    priced = price_order(order, USD)
+    assert order == frozen  # nothing inside the order given is written to
+    # The engine prices a stored order (references and uids attached) on every read: pricing a
+    # priced order again keeps every uid and every amount.
+    kept = copy.deepcopy(priced)
+    again = price_order(priced, USD)
+    assert again == priced == kept
+    # Writing into a priced copy reaches neither order it came from.
+    scribble(again)
+    assert priced == kept
+    scribble(priced)
+    assert order == frozen
 
 
 @given(orders(max_price=2**61))

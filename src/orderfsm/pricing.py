@@ -595,7 +595,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
     for name in ("discounts", "taxes", "service_charges"):
         got = order.get(name)
         entries: list = []
-        if got:
+        if got and (type(got) is list or type(got) is tuple):
             listed = []
             for e in got:
                 if type(e) is dict:

@@ -39,7 +39,7 @@ import binascii
 import hashlib
 import re
 from fractions import Fraction
-from itertools import repeat
+from itertools import chain, repeat
 from operator import add as _add, sub as _sub
 from typing import Any, Callable, Mapping
 
@@ -420,11 +420,8 @@ def _reference_pass(lines: list, key: str, ref: str, known: set, wanted: list) -
         return {}, _CLEARED
     cols = {uid: _Column() for uid in known}
     n = len(lines)
-    listed = False
-    for li in lines:
-        if li.get(key):
-            listed = True
-            break
+    gots = list(map(_dict_get, lines, repeat(key)))
+    listed = any(gots)
     distinct = bool(wanted) and len(set(wanted)) == len(wanted)
     if not listed:
         if not wanted:
@@ -435,14 +432,31 @@ def _reference_pass(lines: list, key: str, ref: str, known: set, wanted: list) -
                 col.ids = list(range(n))
                 col.srcs = None
             return cols, ("uniform", wanted)
-    elif distinct:
+    elif distinct and all(gots):
         # The usual stored order: every line lists the same ORDER-scope adjustments in the same
-        # order, each entry with its uid (lines listing none get them all generated).
-        first: list | None = None
+        # order, each entry with its uid. Checked on all the entries at once.
+        k = len(wanted)
+        try:
+            if set(map(len, gots)) == {k}:
+                flat = list(chain.from_iterable(gots))
+                seqs = list(map(_dict_get, flat, repeat(ref)))
+                first = seqs[:k]
+                if (seqs == first * n and set(first) == set(wanted)
+                        and all(map(_dict_get, flat, repeat("uid")))):
+                    for p, uid in enumerate(first):
+                        col = cols[uid]
+                        col.ids = list(range(n))
+                        col.srcs = flat[p::k]
+                        col.whole = True
+                    return cols, ("uniform", first)
+        except TypeError:  # a list that is not one, or an entry that is not an object
+            pass
+    elif distinct:
+        # As above, where some lines list nothing and get every entry generated.
+        first = None
         rows = []
         refs, uids = repeat(ref), repeat("uid")
-        for li in lines:
-            got = li.get(key)
+        for got in gots:
             if not got:
                 seq = wanted
                 rows.append(None)
@@ -462,17 +476,13 @@ def _reference_pass(lines: list, key: str, ref: str, known: set, wanted: list) -
             elif seq != first:
                 break
         else:
-            whole = None not in rows  # else some lines get generated entries
             for p, uid in enumerate(first or ()):
                 col = cols[uid]
                 col.ids = list(range(n))
-                col.srcs = [row[p] for row in rows] if whole else [
-                    row[p] if row is not None else None for row in rows]
-                col.whole = whole
+                col.srcs = [row[p] if row is not None else None for row in rows]
             return cols, ("uniform", first)
     slots: list = [None] * n
-    for i, li in enumerate(lines):
-        got = li.get(key)
+    for i, got in enumerate(gots):
         slot = []
         if not got:
             if not wanted:

@@ -191,10 +191,24 @@ def _charge_rate(s: Mapping[str, Any], path: str) -> tuple[str, tuple[int, int] 
     return phase, rate
 
 
+_UID_LISTS = ("line_items", "discounts", "taxes", "service_charges")
+
+
 def check_request(order: Mapping[str, Any], prefix: str = "order") -> None:
     """Reject, with the request's own field paths, what pricing could not compute: malformed or
     out-of-range quantities and percentages and impossible service-charge phases. Used on
-    request bodies (a sparse UpdateOrder body included) before they are merged."""
+    request bodies (a sparse UpdateOrder body included) before they are merged. Also rejects
+    two entries of one list with the same uid (rule pricing.unique_uids)."""
+    for list_name in _UID_LISTS:
+        seen = set()
+        for i, entry in enumerate(order.get(list_name) or ()):
+            uid = entry.get("uid") if isinstance(entry, dict) else None
+            if type(uid) is not str or not uid:
+                continue
+            if uid in seen:
+                raise violation("pricing.unique_uids", field=f"{prefix}.{list_name}[{i}].uid",
+                                uid=uid, list=list_name)
+            seen.add(uid)
     for i, li in enumerate(order.get("line_items") or ()):
         if not isinstance(li, dict):
             continue

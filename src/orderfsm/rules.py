@@ -1045,6 +1045,15 @@ _RULES += [
          _e(400, IRE, "INVALID_VALUE",
             "The quantity `{value}` has more than {places} decimal places.", "{field}"),
          example="A line item with quantity \"1.123456\"."),
+    Rule("pricing.unique_uids", "pricing",
+         "Each line item, discount, tax and service charge of an order has its own uid (the spec: "
+         "\"a unique ID that identifies the discount only within this order\", and so on): two "
+         "entries of one list with the same uid are rejected. Applied entries name their "
+         "discount, tax or service charge by uid, so a shared uid would make the order's amounts "
+         "and the lines' shares disagree.", ("S1",), I,
+         _e(400, IRE, "INVALID_VALUE",
+            "The uid `{uid}` is given to more than one entry of {list}.", "{field}"),
+         example="Two ORDER-scope discounts with the uid \"x\"."),
     Rule("pricing.amount_overflow", "pricing",
          "Every money amount is an int64; an order whose computed amounts would exceed "
          "9223372036854775807 is rejected, never wrapped.", ("S1",), I,

@@ -1927,6 +1927,31 @@ class _:
         assert err.rule_id == "pricing.quantity_precision"
 
 
+@scenario("pricing.unique_uids")
+class _:
+    @staticmethod
+    def violate(eng: Engine) -> Violation:
+        return V(lambda: _priced(eng, [line(1000)], discounts=[
+            {"uid": "x", "name": "5 %", "percentage": "5", "scope": "ORDER"},
+            {"uid": "x", "name": "$1 off", "amount_money": usd(100), "scope": "ORDER"}]),
+                 uid="x", list="discounts", field="order.discounts[1].uid")
+
+    @staticmethod
+    def satisfy(eng: Engine) -> None:
+        o = _priced(eng, [line(1000), line(3000)], discounts=[
+            {"uid": "x", "name": "5 %", "percentage": "5", "scope": "ORDER"},
+            {"uid": "y", "name": "$1 off", "amount_money": usd(100), "scope": "ORDER"}])
+        assert [d["applied_money"] for d in o["discounts"]] == [usd(200), usd(100)]
+        shares = [a["applied_money"]["amount"] for li in o["line_items"]
+                  for a in li["applied_discounts"]]
+        assert sum(shares) == 300 and o["total_money"] == usd(3700)
+        # A sparse UpdateOrder body is checked too, with its own field path.
+        err = catch(lambda: eng.update_order(o["id"], {"version": o["version"], "line_items": [
+            dict(line(500), uid="new"), dict(line(700), uid="new")]}))
+        assert err.rule_id == "pricing.unique_uids" and err.field == "order.line_items[1].uid"
+        assert eng.get_order(o["id"])["version"] == o["version"]
+
+
 @scenario("pricing.amount_overflow")
 class _:
     @staticmethod

@@ -54,6 +54,7 @@ PRICING = {
     "percentage": ["pricing.percentage_range"],
     "quantity": ["pricing.quantity_precision"],
     "overflow": ["pricing.amount_overflow"],
+    "duplicate_uid": ["pricing.unique_uids"],
 }
 ORDER_FLAW = st.sampled_from([None, None, None, None, None, None, "two_fulfillments",
                               "negative_price", "no_location", "bare_line", *PRICING])
@@ -108,6 +109,7 @@ AIMS: dict[str, tuple[Any, ...]] = {
     "pricing.percentage_range": ("aim_flawed_order", "percentage"),
     "pricing.quantity_precision": ("aim_flawed_order", "quantity"),
     "pricing.amount_overflow": ("aim_flawed_order", "overflow"),
+    "pricing.unique_uids": ("aim_flawed_order", "duplicate_uid"),
     "order.location_required": ("aim_flawed_order", "no_location"),
     "order.sparse_update": ("aim_order", False, "OPEN", "edit", "quantity", "current"),
     "order.not_found": ("aim_misuse", "update_order"),
@@ -437,6 +439,11 @@ class ConformanceMachine(RuleBasedStateMachine):
             items[0]["quantity"] = "1.123456"
         elif flaw == "overflow":
             items[0].update(quantity="10", base_price_money=self._money(2**62))
+        elif flaw == "duplicate_uid":
+            order["discounts"] = [
+                {"uid": "same", "name": "5 %", "percentage": "5", "scope": "ORDER"},
+                {"uid": "same", "name": "1 off", "amount_money": self._money(100),
+                 "scope": "ORDER"}]
         return PRICING[flaw]
 
     @rule(lines=LINES, pickup=st.booleans(), state=ORDER_STATE, flaw=ORDER_FLAW)

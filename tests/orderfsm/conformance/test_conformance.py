@@ -116,7 +116,7 @@ def test_autocomplete_variant_divergence_is_found_shrunk_and_attributed() -> Non
 
 def test_keep_going_reports_each_diverging_rule() -> None:
     app = quiet_app(autocomplete_order_on_payment="leave_open", refund_while_pending="reject")
-    report = conform(app, examples=60, seed=SEED, keep_going=True)
+    report = conform(app, examples=80, seed=SEED, keep_going=True)
     assert {d.rule_id for d in report.divergences} == {
         "payment.autocomplete_order", "refund.already_pending"}
     for d in report.divergences:

@@ -583,6 +583,18 @@ def _rows(cols: dict, layout: Any, lines: list, key: str, rank: dict | None) -> 
     return out
 
 
+def _shared_out(totals: list, ids: list, shares: list, every: bool,
+                op: Callable[[int, int], int]) -> list:
+    """``totals`` with each item's share combined in by ``op`` (add or subtract). ``every``: the
+    shares are one per item, in item order (a new list is returned); otherwise ``ids`` names the
+    item of each share and ``totals`` is updated in place."""
+    if every:
+        return list(map(op, totals, shares))
+    for i, share in zip(ids, shares):
+        totals[i] = op(totals[i], share)
+    return totals
+
+
 def _with_dicts_replaced(entries: Any, new: list) -> list:
     """``entries`` (a list) with its dicts replaced, in order, by those of ``new``."""
     if len(new) == len(entries):
@@ -760,11 +772,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
         base = sum(weights)
         amount = adjust(base * rate[0], rate[1]) if rate is not None else min(value, base)
         shares = spread(amount, weights)
-        if every_line:
-            remaining = list(map(_sub, remaining, shares))
-        else:
-            for i, share in zip(ids, shares):
-                remaining[i] -= share
+        remaining = _shared_out(remaining, ids, shares, every_line, _sub)
         _price_column(col, "discount_uid", d["uid"], owners, shares, cur)
         d["applied_money"] = {"amount": amount, "currency": cur}
     if len(plan) > 1:
@@ -887,11 +895,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
                 whole = sum(weights, Fraction(0))
                 amount = adjust(whole.numerator, whole.denominator)
             shares = spread(amount, weights)
-            if every_item:
-                incl = list(map(_add, incl, shares))
-            else:
-                for idx, share in zip(ids, shares):
-                    incl[idx] += share
+            incl = _shared_out(incl, ids, shares, every_item, _add)
             _price_column(col, "tax_uid", uid, item_owners, shares, cur)
             applied_tax[uid] = amount
     net_of_inclusive: list | None = None  # each item's base less its inclusive taxes
@@ -912,11 +916,7 @@ def apply_pricing(order: dict, currency: str, prefix: str = "order", *,
             weights = [tax_base[idx] - incl[idx] for idx in ids]
         amount = adjust(sum(weights) * rate[0], rate[1])
         shares = spread(amount, weights)
-        if every_item:
-            add = list(map(_add, add, shares))
-        else:
-            for idx, share in zip(ids, shares):
-                add[idx] += share
+        add = _shared_out(add, ids, shares, every_item, _add)
         _price_column(col, "tax_uid", uid, item_owners, shares, cur)
         t["applied_money"] = {"amount": amount, "currency": cur}
     for s, slot in charge_slots:

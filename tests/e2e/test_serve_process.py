@@ -18,6 +18,8 @@ import pytest
 from square import Square
 from square.core.api_error import ApiError
 
+from .conftest import stop_process
+
 RO = {"max_retries": 0}
 URL = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 CANCEL_AFTER_PAYMENT = {"errors": [{
@@ -81,13 +83,7 @@ def _start(tmp: Path, *extra: str, http: httpx.Client | None = None) -> Iterator
         finally:
             server.http.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
+        stop_process(proc, 10)
 
 
 #: The suite runs against the default SQLite store, and against two worker processes sharing a

@@ -22,6 +22,8 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from .conftest import stop_process
+
 URL = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 N = 50
 
@@ -105,13 +107,7 @@ def _start(tmp: Path, url: str) -> Iterator[Workers]:
             time.sleep(0.1)
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        proc.stdout.close()
+        stop_process(proc, 15)
 
 
 @pytest.fixture(scope="module")
